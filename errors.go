@@ -1,0 +1,76 @@
+package dag
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// A TaskError reports the task that failed a job: [Job.Wait] returns one
+// when a task fails for good without ContinueOnFailure, or writes a key
+// another task wrote without either depending on the other ([ErrConflict]).
+// It wraps the last attempt's error, so [errors.Is] and [errors.As] find the
+// task's own errors through it.
+type TaskError struct {
+	// Job is Options.Name.
+	Job string
+	// Task is the name of the task that failed.
+	Task string
+	// Attempts is how many attempts the task made.
+	Attempts int
+	// Err is the last attempt's error.
+	Err error
+}
+
+func (e *TaskError) Error() string {
+	job := ""
+	if e.Job != "" {
+		job = fmt.Sprintf("job %s: ", quote(e.Job))
+	}
+	plural := "s"
+	if e.Attempts == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("dag: %stask %s failed after %d attempt%s: %v", job, quote(e.Task), e.Attempts, plural, e.Err)
+}
+
+// Unwrap returns the last attempt's error.
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// A PanicError is the error of an attempt whose Func panicked. The panic is
+// recovered in the attempt's goroutine, so it fails the attempt (and is
+// retried like any error) instead of crashing the program.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the stack of the panicking goroutine, as debug.Stack formats
+	// it, from the panic down.
+	Stack []byte
+}
+
+func newPanicError(v any) *PanicError {
+	stack := debug.Stack()
+	// The first line, "goroutine N [running]:", names a goroutine that may
+	// be gone by the time anyone reads the error.
+	if i := bytes.IndexByte(stack, '\n'); i >= 0 {
+		stack = stack[i+1:]
+	}
+	return &PanicError{Value: v, Stack: stack}
+}
+
+// Error returns "panic: " and the value, followed by the stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value if it is an error, so that errors.Is finds
+// it; nil otherwise.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// errGoexit is the error of an attempt whose Func called runtime.Goexit,
+// as testing.T.FailNow and log.Fatal-free exits do.
+var errGoexit = errors.New("dag: task called runtime.Goexit (t.FailNow or t.Skip in a TaskFunc?); the attempt failed")

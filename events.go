@@ -1,0 +1,254 @@
+package dag
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// State is the state of a task or of a job.
+//
+// A task moves through these transitions, and no others:
+//
+//	Pending  -> Ready      every dependency ended Completed, or Failed with ContinueOnFailure
+//	Ready    -> Running    an attempt starts
+//	Running  -> Completed  the attempt succeeded
+//	Running  -> Failed     the attempt failed and no retry remains
+//	Running  -> Retrying   the attempt failed; a retry waits out its backoff delay
+//	Retrying -> Ready      the delay is over
+//	Retrying -> Running    (allowed, not used by this version)
+//	any state not final -> Canceled   the job stopped before the task ended
+//
+// A job moves Pending -> Running -> Completed, Failed or Canceled.
+// Completed, Failed and Canceled are final.
+//
+// The zero State is Pending.
+type State uint8
+
+// The states of tasks and jobs.
+const (
+	Pending   State = iota // not started: a task waits for its dependencies
+	Ready                  // a task waits for a worker
+	Running                // a task's attempt runs; a job runs
+	Retrying               // a task waits out the delay before its next attempt
+	Completed              // final: succeeded
+	Failed                 // final: failed
+	Canceled               // final: stopped before the end
+	numStates
+)
+
+var stateNames = [...]string{"pending", "ready", "running", "retrying", "completed", "failed", "canceled"}
+
+// String returns the state's name in lower case, such as "running".
+func (s State) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// MarshalText returns the state's name, so that states read well in JSON
+// and in logs.
+func (s State) MarshalText() ([]byte, error) {
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText parses a state's name, as returned by String.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, name := range stateNames {
+		if string(b) == name {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("dag: unknown state %q", b)
+}
+
+// Final reports whether s is Completed, Failed or Canceled.
+func (s State) Final() bool { return s >= Completed && s < numStates }
+
+// An Event is one state transition of a job or of one of its tasks.
+// Events are plain values, passed by copy.
+type Event struct {
+	Time time.Time
+	// Job is Options.Name.
+	Job string
+	// Task is the task's name, or "" for an event of the job itself.
+	Task     string
+	From, To State
+	// Attempt is the number of the attempt the event belongs to: 1 for the
+	// first. A Ready event carries the attempt about to run; a Canceled
+	// event, the last attempt started (0 if none). It is 0 for job events.
+	Attempt int
+	// Err is why an attempt failed, on Failed and Retrying events; why the
+	// job failed or was cancelled, on the job's final event; nil otherwise.
+	Err error
+}
+
+// String formats the event as one line, for logs and debugging.
+func (e Event) String() string {
+	who := "job"
+	if e.Task != "" {
+		who = fmt.Sprintf("task %q", e.Task)
+	}
+	s := fmt.Sprintf("%s %s -> %s", who, e.From, e.To)
+	if e.Attempt > 0 {
+		s += fmt.Sprintf(" (attempt %d)", e.Attempt)
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// eventQueue hands events from the scheduler to one delivery goroutine
+// through an unbounded buffer, so that a slow reader never slows the tasks
+// and no event is dropped. Events are pushed while the scheduler holds its
+// lock, so the buffer's order is the order the transitions happened.
+type eventQueue struct {
+	mu      sync.Mutex
+	buf     []Event // guarded by mu
+	closed  bool    // guarded by mu: no event comes after those in buf
+	waiting bool    // guarded by mu: the deliverer waits on wake
+	wake    chan struct{}
+	out     chan<- Event
+}
+
+func newEventQueue(out chan<- Event) *eventQueue {
+	q := &eventQueue{out: out, wake: make(chan struct{}, 1)}
+	// The deliverer outlives the job while the reader is behind: it ends
+	// once it has sent the last event and closed out. A program that stops
+	// reading leaves it blocked; Options.Events says so.
+	go q.deliver()
+	return q
+}
+
+func (q *eventQueue) push(e Event) {
+	q.mu.Lock()
+	q.buf = append(q.buf, e)
+	wake := q.waiting
+	q.waiting = false
+	q.mu.Unlock()
+	if wake {
+		q.wake <- struct{}{} // never blocks: only one push sees waiting
+	}
+}
+
+// close marks the end of the events: the deliverer closes out after sending
+// those already pushed.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	wake := q.waiting
+	q.waiting = false
+	q.mu.Unlock()
+	if wake {
+		q.wake <- struct{}{}
+	}
+}
+
+func (q *eventQueue) deliver() {
+	var spare []Event
+	broken := false
+	for {
+		q.mu.Lock()
+		for len(q.buf) == 0 && !q.closed {
+			q.waiting = true
+			q.mu.Unlock()
+			<-q.wake
+			q.mu.Lock()
+		}
+		batch, closed := q.buf, q.closed
+		q.buf = spare[:0]
+		q.mu.Unlock()
+		for _, e := range batch {
+			if !broken {
+				broken = !q.send(e)
+			}
+		}
+		clear(batch) // drop references to errors for the collector
+		spare = batch
+		if closed {
+			if !broken {
+				q.closeOut()
+			}
+			return
+		}
+	}
+}
+
+// send sends e, and reports false if the channel was closed by someone
+// else: the remaining events are then dropped and the job goes on.
+func (q *eventQueue) send(e Event) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	q.out <- e
+	return true
+}
+
+func (q *eventQueue) closeOut() {
+	defer func() { _ = recover() }() // already closed by the reader
+	close(q.out)
+}
+
+// LogEvents returns a channel for [Options.Events] that logs every event it
+// receives on logger, until the job closes it. A nil logger means
+// [slog.Default]. Transitions to Failed log at error level, to Retrying and
+// Canceled at warning level, to Completed and the job's own transitions at
+// info level, and the rest at debug level. Each record has the attributes
+// job, task (absent for job events), from, to, attempt and err.
+//
+// One goroutine does the logging; it ends when the channel is closed, which
+// Run does after the job's final event. Use the channel for one job only. A
+// program that exits as soon as [Job.Wait] returns may lose the last records:
+// Wait does not wait for events to be read.
+func LogEvents(logger *slog.Logger) chan<- Event {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ch := make(chan Event, 64)
+	go func() {
+		for e := range ch {
+			logEvent(logger, e)
+		}
+	}()
+	return ch
+}
+
+func logEvent(logger *slog.Logger, e Event) {
+	level := slog.LevelDebug
+	switch {
+	case e.To == Failed:
+		level = slog.LevelError
+	case e.To == Retrying || e.To == Canceled:
+		level = slog.LevelWarn
+	case e.To == Completed || e.Task == "":
+		level = slog.LevelInfo
+	}
+	ctx := context.Background()
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("job", e.Job))
+	msg := "dag: job"
+	if e.Task != "" {
+		msg = "dag: task"
+		attrs = append(attrs, slog.String("task", e.Task))
+	}
+	attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
+	if e.Attempt > 0 {
+		attrs = append(attrs, slog.Int("attempt", e.Attempt))
+	}
+	if e.Err != nil {
+		attrs = append(attrs, slog.Any("err", e.Err))
+	}
+	r := slog.NewRecord(e.Time, level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = logger.Handler().Handle(ctx, r)
+}

@@ -1,0 +1,114 @@
+package dag
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Options configure one job. The zero Options is valid: an unnamed job with
+// an empty initial context, GOMAXPROCS workers, no retries, exponential
+// backoff, no timeout and no events.
+type Options struct {
+	// Name names the job in every event and error, to tell jobs apart.
+	Name string
+
+	// Context is the initial job context, seen by every task. Run copies
+	// the map (not the values in it), so later changes to it do not reach
+	// the job.
+	Context map[string]any
+
+	// MaxParallel bounds how many attempts run at once; 0 means
+	// runtime.GOMAXPROCS(0). Attempts that timed out or were cancelled but
+	// whose Func has not returned yet do not count.
+	MaxParallel int
+
+	// MaxRetries is the number of retries of a task whose MaxRetries is 0;
+	// 0 means none.
+	MaxRetries int
+
+	// Backoff makes the retry policy of one task; it is called once per
+	// task, at its first retry, and the policy's NextBackOff gives the delay
+	// before each retry. nil means exponential backoff with jitter: 100 ms,
+	// doubling up to 10 s, each delay randomized by ±50%, with no limit on
+	// the time elapsed (MaxRetries is the limit). A policy returning
+	// backoff.Stop, a nil policy, or a Backoff that panics ends the task's
+	// retries: its last error stands.
+	Backoff func() backoff.BackOff
+
+	// Timeout bounds the whole job; 0 means none, though ctx's deadline
+	// still applies. A job that runs past it ends Canceled, and Wait's error
+	// matches context.DeadlineExceeded.
+	Timeout time.Duration
+
+	// Events, if not nil, receives every state transition of the job and
+	// its tasks, in the order they happened, none dropped: the job's first
+	// event first, its final event last. Run is the only sender and closes
+	// the channel after the final event, so give each job its own channel
+	// and do not send on it or close it.
+	//
+	// Events are buffered without bound in between, so a slow reader never
+	// slows the tasks, and Wait does not wait for them to be read. Receive
+	// until the channel is closed: a goroutine of the job stays blocked
+	// while events remain unread. If the channel is closed by someone else,
+	// the remaining events are dropped and the job is unaffected.
+	Events chan<- Event
+}
+
+func (o *Options) validate(p *problems) {
+	if o.MaxParallel < 0 {
+		p.add(ErrInvalidOptions, "Options.MaxParallel is %d; use 0 for GOMAXPROCS or a positive limit", o.MaxParallel)
+	}
+	if o.MaxRetries < 0 {
+		p.add(ErrInvalidOptions, "Options.MaxRetries is %d; use 0 for no retries or a positive count", o.MaxRetries)
+	}
+	if o.Timeout < 0 {
+		p.add(ErrInvalidOptions, "Options.Timeout is %v; use 0 for no timeout", o.Timeout)
+	}
+}
+
+func (o *Options) maxParallel() int {
+	if o.MaxParallel > 0 {
+		return o.MaxParallel
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// newBackOff returns the retry policy of one task. It runs user code and
+// never panics: a panic or a nil policy means no more retries.
+func (o *Options) newBackOff() (b backoff.BackOff, err error) {
+	if o.Backoff == nil {
+		e := &backoff.ExponentialBackOff{
+			InitialInterval:     100 * time.Millisecond,
+			RandomizationFactor: 0.5,
+			Multiplier:          2,
+			MaxInterval:         10 * time.Second,
+			MaxElapsedTime:      0,
+			Stop:                backoff.Stop,
+			Clock:               backoff.SystemClock,
+		}
+		e.Reset()
+		return e, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("dag: Options.Backoff panicked: %v", r)
+		}
+	}()
+	return o.Backoff(), nil
+}
+
+// nextDelay returns b's next delay, or backoff.Stop if b is nil or panics.
+func nextDelay(b backoff.BackOff) (d time.Duration, err error) {
+	if b == nil {
+		return backoff.Stop, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = backoff.Stop, fmt.Errorf("dag: BackOff.NextBackOff panicked: %v", r)
+		}
+	}()
+	return b.NextBackOff(), nil
+}

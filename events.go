@@ -205,22 +205,24 @@ func (q *eventQueue) closeOut() {
 //
 // One goroutine does the logging; it ends when the channel is closed, which
 // Run does after the job's final event. Use the channel for one job only. A
-// program that exits as soon as [Job.Wait] returns may lose the last records:
-// Wait does not wait for events to be read.
+// program that exits as soon as [Job.Wait] returns may lose the last records,
+// since Wait does not wait for events to be read: such a program reads the
+// events itself and calls [LogEvent] on each, as LogEvents does.
 func LogEvents(logger *slog.Logger) chan<- Event {
-	if logger == nil {
-		logger = slog.Default()
-	}
 	ch := make(chan Event, 64)
 	go func() {
 		for e := range ch {
-			logEvent(logger, e)
+			LogEvent(logger, e)
 		}
 	}()
 	return ch
 }
 
-func logEvent(logger *slog.Logger, e Event) {
+// LogEvent logs e on logger (nil means [slog.Default]) as [LogEvents] does.
+func LogEvent(logger *slog.Logger, e Event) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	level := slog.LevelDebug
 	switch {
 	case e.To == Failed:

@@ -43,6 +43,7 @@ type Job struct {
 	remaining int            // guarded by mu: tasks not in a final state
 	abandoned int            // guarded by mu: abandoned attempts not returned yet
 	state     State          // guarded by mu: the job's state
+	ended     bool           // guarded by mu: the job has ended and done is closed
 	err       error          // guarded by mu: why the job failed or was cancelled
 	grace     *time.Timer    // guarded by mu: ends the abandon grace period
 }
@@ -287,7 +288,7 @@ func (j *Job) stop(state State, err error) {
 func (j *Job) abandonAll() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.state.Final() {
+	if j.ended {
 		return
 	}
 	for len(j.running) > 0 {
@@ -299,9 +300,10 @@ func (j *Job) abandonAll() {
 // maybeEnd ends the job if every task has ended and no worker runs. j.mu
 // is held.
 func (j *Job) maybeEnd() {
-	if j.remaining > 0 || len(j.running) > 0 || j.state.Final() {
+	if j.remaining > 0 || len(j.running) > 0 || j.ended {
 		return
 	}
+	j.ended = true
 	if j.state == Running {
 		j.state = Completed
 	}

@@ -303,7 +303,7 @@ func (j *Job) graceFor(w *worker, att int32) {
 	time.AfterFunc(abandonGrace, func() {
 		j.mu.Lock()
 		defer j.mu.Unlock()
-		if !w.detached && w.t == t && w.att == att && !j.state.Final() {
+		if !w.detached && w.t == t && w.att == att && !j.ended {
 			j.detach(w)
 			j.spawn()
 			j.maybeEnd()

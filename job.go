@@ -158,7 +158,7 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 	j.ctx, j.cancel = base, cancel
 	if opts.Timeout > 0 {
 		j.timeoutErr = &wrapError{
-			msg: fmt.Sprintf("dag: %sexceeded its Timeout of %v: %v", j.jobPrefix(), opts.Timeout, context.DeadlineExceeded),
+			msg: fmt.Sprintf("dag: %s exceeded its Timeout of %v: %v", j.who(), opts.Timeout, context.DeadlineExceeded),
 			err: context.DeadlineExceeded,
 		}
 		j.ctx, j.stopTimer = context.WithTimeoutCause(base, opts.Timeout, j.timeoutErr)
@@ -184,12 +184,12 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 	return j, nil
 }
 
-// jobPrefix returns `job "name": ` for messages, or "" for an unnamed job.
-func (j *Job) jobPrefix() string {
+// who names the job in messages: `job "name"`, or "job" if unnamed.
+func (j *Job) who() string {
 	if j.opts.Name == "" {
-		return ""
+		return "job"
 	}
-	return fmt.Sprintf("job %s ", quote(j.opts.Name))
+	return "job " + quote(j.opts.Name)
 }
 
 // Wait blocks until the job ends and returns its result, and nil or why
@@ -219,7 +219,7 @@ func (j *Job) Cancel() {
 	if j.state != Running {
 		return
 	}
-	j.stop(Canceled, &wrapError{msg: fmt.Sprintf("dag: %swas cancelled: %v", j.jobPrefix(), context.Canceled), err: context.Canceled})
+	j.stop(Canceled, &wrapError{msg: fmt.Sprintf("dag: %s was cancelled: %v", j.who(), context.Canceled), err: context.Canceled})
 }
 
 // Progress returns how many tasks are in each state now. It is safe to
@@ -248,7 +248,7 @@ func (j *Job) onContextDone() {
 	err := context.Cause(j.ctx)
 	if err != j.timeoutErr {
 		// The caller's ctx ended: say so, matching its Err, with its cause.
-		msg := fmt.Sprintf("dag: %sstopped because its context ended: %v", j.jobPrefix(), j.ctx.Err())
+		msg := fmt.Sprintf("dag: %s stopped because its context ended: %v", j.who(), j.ctx.Err())
 		if err != nil && err != j.ctx.Err() {
 			msg += fmt.Sprintf(" (cause: %v)", err)
 		}
@@ -315,7 +315,7 @@ func (j *Job) maybeEnd() {
 		j.stopTimer()
 	}
 	// Abandoned attempts learn from their context that the job is over.
-	j.cancel(fmt.Errorf("dag: %sended: %w", j.jobPrefix(), context.Canceled))
+	j.cancel(fmt.Errorf("dag: %s ended: %w", j.who(), context.Canceled))
 
 	res := Result{
 		State:   j.state,

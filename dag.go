@@ -202,6 +202,14 @@ func quote(name string) string {
 	return fmt.Sprintf("%q", name)
 }
 
+// taskID names task i for a message: its quoted name, or #i if it has none.
+func taskID(name string, i int) string {
+	if name == "" {
+		return fmt.Sprintf("#%d", i)
+	}
+	return quote(name)
+}
+
 // build validates tasks and returns their graph.
 func build(tasks []Task) (*graph, error) {
 	n := len(tasks)
@@ -223,18 +231,14 @@ func build(tasks []Task) (*graph, error) {
 		default:
 			index[t.Name] = int32(i)
 		}
-		name := quote(t.Name)
-		if t.Name == "" {
-			name = fmt.Sprintf("#%d", i)
-		}
 		if t.Func == nil {
-			p.add(ErrInvalidTask, "task %s has a nil Func", name)
+			p.add(ErrInvalidTask, "task %s has a nil Func", taskID(t.Name, i))
 		}
 		if t.Timeout < 0 {
-			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", name, t.Timeout)
+			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", taskID(t.Name, i), t.Timeout)
 		}
 		if t.MaxRetries < NoRetries {
-			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", name, t.MaxRetries)
+			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", taskID(t.Name, i), t.MaxRetries)
 		}
 	}
 

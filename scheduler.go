@@ -40,7 +40,7 @@ func (j *Job) emit(e Event) {
 	if j.events == nil {
 		return
 	}
-	e.Time = time.Now()
+	e.Time = j.now
 	e.Job = j.opts.Name
 	j.events.push(e)
 }
@@ -82,7 +82,7 @@ func (j *Job) start(w *worker, t int32) {
 	n := &j.nodes[t]
 	n.attempts++
 	if n.attempts == 1 {
-		n.started = time.Now()
+		n.started = j.stamp()
 	}
 	w.t, w.att, w.timedOut = t, n.attempts, false
 	j.transition(t, Running, n.attempts, nil)
@@ -164,8 +164,10 @@ func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 		}
 	}
 
+	now := time.Now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.now = now
 	n := &j.nodes[w.t]
 	if w.detached {
 		// The job gave up on this attempt and no longer counts w.
@@ -188,8 +190,10 @@ func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 			j.failed(w.t, w.att, err, true)
 			break
 		}
-		n.err = nil
-		n.finished = time.Now()
+		if n.x != nil {
+			n.x.err = nil
+		}
+		n.finished = j.stamp()
 		j.transition(w.t, Completed, w.att, nil)
 		j.release(w.t)
 	}
@@ -227,19 +231,20 @@ func (j *Job) attemptFailed(t, att int32, err error) {
 		j.failed(t, att, err, false)
 		return
 	}
+	x := n.extra()
 	var berr error
-	if n.backoff == nil {
-		n.backoff, berr = j.opts.newBackOff()
+	if x.backoff == nil {
+		x.backoff, berr = j.opts.newBackOff()
 	}
 	d := backoff.Stop
 	if berr == nil {
-		d, berr = nextDelay(n.backoff)
+		d, berr = nextDelay(x.backoff)
 	}
 	if d == backoff.Stop {
 		j.failed(t, att, errors.Join(err, berr), false)
 		return
 	}
-	n.err = err
+	x.err = err
 	j.transition(t, Retrying, att, err)
 	if d <= 0 {
 		j.makeReady(t)
@@ -247,7 +252,7 @@ func (j *Job) attemptFailed(t, att int32, err error) {
 	}
 	// The delay runs on a timer, not on a worker: a task waiting to retry
 	// holds no worker and blocks no other task.
-	n.retry = time.AfterFunc(d, func() { j.retryNow(t) })
+	x.retry = time.AfterFunc(d, func() { j.retryNow(t) })
 }
 
 // retryNow ends task t's retry delay.
@@ -258,7 +263,8 @@ func (j *Job) retryNow(t int32) {
 	if n.state != Retrying || j.state != Running {
 		return
 	}
-	n.retry = nil
+	j.now = time.Now()
+	n.x.retry = nil
 	j.makeReady(t)
 	j.spawn()
 }
@@ -267,8 +273,8 @@ func (j *Job) retryNow(t int32) {
 // ContinueOnFailure and the error is not a conflict. j.mu is held.
 func (j *Job) failed(t, att int32, err error, conflict bool) {
 	n := &j.nodes[t]
-	n.err = err
-	n.finished = time.Now()
+	n.extra().err = err
+	n.finished = j.stamp()
 	j.transition(t, Failed, att, err)
 	if n.cont && !conflict {
 		j.release(t)
@@ -290,6 +296,7 @@ func (j *Job) expire(w *worker, att int32, ctx context.Context, timeoutErr error
 	if w.detached || w.att != att || w.timedOut || j.nodes[w.t].state != Running {
 		return
 	}
+	j.now = time.Now()
 	w.timedOut = true
 	j.attemptFailed(w.t, att, timeoutErr)
 	j.spawn()
@@ -304,6 +311,7 @@ func (j *Job) graceFor(w *worker, att int32) {
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		if !w.detached && w.t == t && w.att == att && !j.ended {
+			j.now = time.Now()
 			j.detach(w)
 			j.spawn()
 			j.maybeEnd()

@@ -101,7 +101,6 @@
 package dag
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -408,13 +407,4 @@ func (g *graph) reportCycles(pending []int32, p *problems) {
 	if more {
 		p.add(ErrCycle, "more dependency cycles not shown")
 	}
-}
-
-// compareReady orders ready tasks: the longest critical path first, then
-// declaration order.
-func (g *graph) compareReady(a, b int32) int {
-	if c := cmp.Compare(g.rank[b], g.rank[a]); c != 0 {
-		return c
-	}
-	return cmp.Compare(a, b)
 }

@@ -40,7 +40,7 @@ type Job struct {
 	mu        sync.Mutex
 	now       time.Time      // guarded by mu: the time of the transitions being made
 	nodes     []node         // guarded by mu
-	ready     []int32        // guarded by mu: a heap, by graph.compareReady
+	ready     []uint64       // guarded by mu: a heap of readyKey
 	counts    [numStates]int // guarded by mu: tasks by state
 	running   []*worker      // guarded by mu: workers counted against MaxParallel
 	remaining int            // guarded by mu: tasks not in a final state

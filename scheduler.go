@@ -327,16 +327,20 @@ func (j *Job) detach(w *worker) {
 	j.abandoned++
 }
 
-// The ready queue is a binary heap of task numbers, ordered by
-// graph.compareReady: critical path first, then declaration order. A heap
-// of int32 rather than container/heap avoids boxing each push.
+// The ready queue is a binary heap of keys that order tasks as
+// graph.compareReady does, critical path first and then declaration order,
+// packed into one integer: comparing keys touches no other memory. A heap
+// of integers rather than container/heap also avoids boxing each push.
+
+func (j *Job) readyKey(t int32) uint64 {
+	return uint64(1<<31-1-j.g.rank[t])<<32 | uint64(t)
+}
 
 func (j *Job) push(t int32) {
-	h := append(j.ready, t)
-	i := len(h) - 1
-	for i > 0 {
+	h := append(j.ready, j.readyKey(t))
+	for i := len(h) - 1; i > 0; {
 		p := (i - 1) / 2
-		if j.g.compareReady(h[i], h[p]) >= 0 {
+		if h[p] <= h[i] {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
@@ -352,20 +356,19 @@ func (j *Job) pop() int32 {
 	h[0] = h[last]
 	h = h[:last]
 	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(h) {
+		c := 2*i + 1
+		if c >= len(h) {
 			break
 		}
-		c := l
-		if r := l + 1; r < len(h) && j.g.compareReady(h[r], h[l]) < 0 {
+		if r := c + 1; r < len(h) && h[r] < h[c] {
 			c = r
 		}
-		if j.g.compareReady(h[c], h[i]) >= 0 {
+		if h[i] <= h[c] {
 			break
 		}
 		h[i], h[c] = h[c], h[i]
 		i = c
 	}
 	j.ready = h
-	return top
+	return int32(uint32(top))
 }

@@ -33,6 +33,9 @@ type worker struct {
 	// as Func returns.
 	detached bool
 	idx      int // in j.running
+	// out is where the worker copies each output, reused across attempts.
+	// Only the worker's goroutine uses it.
+	out []kv
 }
 
 // emit sends e to the event queue, if events are on. j.mu is held.
@@ -156,13 +159,16 @@ func call(ctx context.Context, fn TaskFunc, in Values) (out map[string]any, err 
 func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 	// Copy the output before taking the lock: dag keeps no reference to the
 	// task's map.
-	var kvs []kv
-	if err == nil && len(out) > 0 {
-		kvs = make([]kv, 0, len(out))
+	kvs := w.out[:0]
+	if err == nil {
 		for k, v := range out {
 			kvs = append(kvs, kv{k, v})
 		}
 	}
+	defer func() {
+		clear(kvs) // keep no reference to the values
+		w.out = kvs[:0]
+	}()
 
 	now := time.Now()
 	j.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"maps"
 	"slices"
@@ -122,6 +123,34 @@ type entry struct {
 	val   any
 }
 
+// chain is the list of writes of one key, in the order they were made. It
+// is a value, so that a key written once, the common case, costs no
+// allocation of its own.
+type chain struct {
+	first entry
+	more  []entry
+}
+
+func (c *chain) len() int { return 1 + len(c.more) }
+
+func (c *chain) at(i int) *entry {
+	if i == 0 {
+		return &c.first
+	}
+	return &c.more[i-1]
+}
+
+// storeShards is the number of independently locked parts of a store:
+// enough that workers reading and writing different keys rarely meet.
+const storeShards = 32
+
+// shard is one part of a store, padded to its own cache lines.
+type shard struct {
+	mu   sync.RWMutex
+	keys map[string]chain // guarded by mu
+	_    [64 - 24 - 8]byte
+}
+
 // store is the job context. Every key has the list of its writes in the
 // order they were made. Two tasks that do not depend on each other may not
 // both write a key (that is an ErrConflict), so each list is a chain: every
@@ -131,43 +160,62 @@ type entry struct {
 //
 // That makes a read a map lookup, a binary search by level and, in the
 // common case, one check that the writer is a direct dependency, without
-// ever copying the context per task.
+// ever copying the context per task. Keys are spread over shards, each
+// with its own lock, so that readers on different cores do not contend.
+// Writes come from finish, under the job's lock, so they never race each
+// other; the shard locks keep them apart from readers.
 type store struct {
-	g  *graph
-	mu sync.RWMutex
-	// keys holds every write; guarded by mu.
-	keys map[string][]entry
-	// views caches the snapshots built for Len and All; guarded by mu.
-	views map[int32]*snapshot
+	g      *graph
+	seed   maphash.Seed
+	shards [storeShards]shard
+
+	viewMu sync.Mutex
+	views  map[int32]*snapshot // guarded by viewMu: built for Len and All
 }
 
 func newStore(g *graph, initial map[string]any) *store {
-	s := &store{g: g, keys: make(map[string][]entry, len(initial))}
+	s := &store{g: g, seed: maphash.MakeSeed()}
 	for k, v := range initial {
-		s.keys[k] = []entry{{task: -1, level: -1, val: v}}
+		sh := s.shard(k)
+		if sh.keys == nil {
+			sh.keys = make(map[string]chain)
+		}
+		sh.keys[k] = chain{first: entry{task: -1, level: -1, val: v}}
 	}
 	return s
 }
 
-// get returns the value of key that task t sees.
-func (s *store) get(t int32, key string) (any, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e, ok := s.visible(t, s.keys[key])
-	return e.val, ok
+func (s *store) shard(key string) *shard {
+	return &s.shards[maphash.String(s.seed, key)%storeShards]
 }
 
-// visible returns the last write in chain that task t depends on.
-func (s *store) visible(t int32, chain []entry) (entry, bool) {
+// get returns the value of key that task t sees.
+func (s *store) get(t int32, key string) (any, bool) {
+	sh := s.shard(key)
+	sh.mu.RLock()
+	c, ok := sh.keys[key]
+	var e *entry
+	if ok {
+		e = s.visible(t, &c)
+	}
+	sh.mu.RUnlock()
+	if e == nil {
+		return nil, false
+	}
+	return e.val, true
+}
+
+// visible returns the last write in c that task t depends on, or nil.
+func (s *store) visible(t int32, c *chain) *entry {
 	lvl := s.g.level[t]
-	// Writers t depends on have lower levels than t.
-	i := sort.Search(len(chain), func(i int) bool { return chain[i].level >= lvl }) - 1
+	// Writers t depends on have lower levels than t; levels rise along c.
+	i := sort.Search(c.len(), func(i int) bool { return c.at(i).level >= lvl }) - 1
 	for ; i >= 0; i-- {
-		if chain[i].task < 0 || s.g.dependsOn(t, chain[i].task) {
-			return chain[i], true
+		if e := c.at(i); e.task < 0 || s.g.dependsOn(t, e.task) {
+			return e
 		}
 	}
-	return entry{}, false
+	return nil
 }
 
 // kv is one key of a task's output, copied.
@@ -177,28 +225,52 @@ type kv struct {
 }
 
 // put records the output of task t, all of it or, on a conflict, none.
+// The caller holds the job's lock, so puts never run concurrently: a put
+// that meets a conflict can take back the writes it made, since nothing
+// was written after them and no reader sees them (a task that depends on t
+// has not started; any other task ignores t's writes).
 func (s *store) put(t int32, out []kv) error {
-	if len(out) == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range out {
-		chain := s.keys[o.key]
-		if len(chain) == 0 {
-			continue
-		}
-		// The last writer finished before t; unless t depends on it, the
-		// two were unordered.
-		if last := chain[len(chain)-1].task; last >= 0 && !s.g.dependsOn(t, last) {
-			return s.conflict(t, out)
-		}
-	}
 	lvl := s.g.level[t]
-	for _, o := range out {
-		s.keys[o.key] = append(s.keys[o.key], entry{task: t, level: lvl, val: o.val})
+	for i, o := range out {
+		sh := s.shard(o.key)
+		e := entry{task: t, level: lvl, val: o.val}
+		sh.mu.Lock()
+		c, ok := sh.keys[o.key]
+		switch {
+		case !ok:
+			if sh.keys == nil {
+				sh.keys = make(map[string]chain)
+			}
+			sh.keys[o.key] = chain{first: e}
+		case c.at(c.len()-1).task >= 0 && !s.g.dependsOn(t, c.at(c.len()-1).task):
+			// The last writer finished before t, and t does not depend
+			// on it: the two were unordered.
+			sh.mu.Unlock()
+			s.undo(out[:i])
+			return s.conflict(t, out)
+		default:
+			c.more = append(c.more, e)
+			sh.keys[o.key] = c
+		}
+		sh.mu.Unlock()
 	}
 	return nil
+}
+
+// undo takes back the writes of out, the last of their keys.
+func (s *store) undo(out []kv) {
+	for _, o := range out {
+		sh := s.shard(o.key)
+		sh.mu.Lock()
+		if c := sh.keys[o.key]; len(c.more) == 0 {
+			delete(sh.keys, o.key)
+		} else {
+			c.more[len(c.more)-1] = entry{}
+			c.more = c.more[:len(c.more)-1]
+			sh.keys[o.key] = c
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // conflict builds the error for task t's conflicting output, naming the
@@ -206,11 +278,14 @@ func (s *store) put(t int32, out []kv) error {
 func (s *store) conflict(t int32, out []kv) error {
 	slices.SortFunc(out, func(a, b kv) int { return cmp.Compare(a.key, b.key) })
 	for _, o := range out {
-		chain := s.keys[o.key]
-		if len(chain) == 0 {
+		sh := s.shard(o.key)
+		sh.mu.RLock()
+		c, ok := sh.keys[o.key]
+		sh.mu.RUnlock()
+		if !ok {
 			continue
 		}
-		if last := chain[len(chain)-1].task; last >= 0 && !s.g.dependsOn(t, last) {
+		if last := c.at(c.len() - 1).task; last >= 0 && !s.g.dependsOn(t, last) {
 			a, b := last, t
 			if a > b {
 				a, b = b, a
@@ -228,23 +303,26 @@ func (s *store) conflict(t int32, out []kv) error {
 // view returns the snapshot of everything task t sees, building it once.
 // It visits every key of the job: Len and All cost what the context holds.
 func (s *store) view(t int32) *snapshot {
-	s.mu.RLock()
+	s.viewMu.Lock()
 	snap, ok := s.views[t]
-	if !ok {
-		snap = &snapshot{m: make(map[string]any)}
-		for k, chain := range s.keys {
-			if e, ok := s.visible(t, chain); ok {
-				snap.m[k] = e.val
-			}
-		}
-		snap.keys = slices.Sorted(maps.Keys(snap.m))
-	}
-	s.mu.RUnlock()
+	s.viewMu.Unlock()
 	if ok {
 		return snap
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	snap = &snapshot{m: make(map[string]any)}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, c := range sh.keys {
+			if e := s.visible(t, &c); e != nil {
+				snap.m[k] = e.val
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	snap.keys = slices.Sorted(maps.Keys(snap.m))
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
 	if s.views == nil {
 		s.views = make(map[int32]*snapshot)
 	}
@@ -257,11 +335,18 @@ func (s *store) view(t int32) *snapshot {
 
 // final returns the job's context: for every key, its last write.
 func (s *store) final() map[string]any {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m := make(map[string]any, len(s.keys))
-	for k, chain := range s.keys {
-		m[k] = chain[len(chain)-1].val
+	n := 0
+	for i := range s.shards {
+		n += len(s.shards[i].keys)
+	}
+	m := make(map[string]any, n)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, c := range sh.keys {
+			m[k] = c.at(c.len() - 1).val
+		}
+		sh.mu.RUnlock()
 	}
 	return m
 }

@@ -103,8 +103,10 @@ package dag
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Validation errors. Each problem [Validate] or [Run] finds wraps one of
@@ -242,34 +244,38 @@ func build(tasks []Task) (*graph, error) {
 	}
 
 	// Resolve dependencies into the flat deps slice, sorted and without
-	// duplicates per task.
+	// duplicates per task. The name lookups, a cache miss each in a big
+	// job, run on several goroutines; problems are then reported, and each
+	// task's list compacted in place, in declaration order.
 	g.depOff = make([]int32, n+1)
 	total := 0
 	for i := range tasks {
 		total += len(tasks[i].DependsOn)
 	}
-	g.deps = make([]int32, 0, total)
+	g.deps = make([]int32, total)
+	resolve(tasks, index, g.deps)
+	at, w := 0, 0
 	for i := range tasks {
 		t := &tasks[i]
-		start := len(g.deps)
+		start := w
 		for _, d := range t.DependsOn {
-			j, ok := index[d]
-			switch {
-			case d == t.Name && t.Name != "":
+			switch j := g.deps[at]; j {
+			case depSelf:
 				p.add(ErrCycle, "task %s depends on itself", quote(t.Name))
-			case !ok:
+			case depUnknown:
 				p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(t.Name), quote(d))
-			case j != int32(i):
-				// j == i only for a later duplicate whose name is taken by an
-				// earlier task; that is reported as a duplicate already.
-				g.deps = append(g.deps, j)
+			default:
+				g.deps[w] = j
+				w++
 			}
+			at++
 		}
-		mine := g.deps[start:]
+		mine := g.deps[start:w]
 		slices.Sort(mine)
-		g.deps = g.deps[:start+len(slices.Compact(mine))]
-		g.depOff[i+1] = int32(len(g.deps))
+		w = start + len(slices.Compact(mine))
+		g.depOff[i+1] = int32(w)
 	}
+	g.deps = g.deps[:w]
 
 	// Dependents, by counting sort: stable, so each list is in declaration order.
 	g.outOff = make([]int32, n+1)
@@ -324,6 +330,56 @@ func build(tasks []Task) (*graph, error) {
 		g.rank[i] = r + 1
 	}
 	return g, nil
+}
+
+// Markers resolve leaves in place of a task number.
+const (
+	depUnknown = -1 // the name is not declared
+	depSelf    = -2 // the task names itself
+)
+
+// parallelResolve is the number of dependencies above which resolve uses
+// more than one goroutine.
+const parallelResolve = 1 << 13
+
+// resolve writes the task number of every dependency of tasks, in order,
+// into out, or a marker. Large jobs are split among GOMAXPROCS goroutines,
+// which only read the index; resolve waits for them.
+func resolve(tasks []Task, index map[string]int32, out []int32) {
+	chunk := func(lo, hi, at int) {
+		for i := lo; i < hi; i++ {
+			t := &tasks[i]
+			for _, d := range t.DependsOn {
+				j, ok := index[d]
+				switch {
+				case d == t.Name && t.Name != "":
+					j = depSelf
+				case !ok:
+					j = depUnknown
+				}
+				out[at] = j
+				at++
+			}
+		}
+	}
+	parts := min(runtime.GOMAXPROCS(0), len(out)/parallelResolve+1)
+	if parts <= 1 {
+		chunk(0, len(tasks), 0)
+		return
+	}
+	var wg sync.WaitGroup
+	lo, at := 0, 0
+	for k := range parts {
+		// Split by dependencies, not tasks: one task may have them all.
+		hi, end := lo, at
+		for hi < len(tasks) && (k == parts-1 || end-at < len(out)/parts) {
+			end += len(tasks[hi].DependsOn)
+			hi++
+		}
+		wg.Go(func() { chunk(lo, hi, at) })
+		lo, at = hi, end
+	}
+	wg.Wait()
 }
 
 // reportCycles adds a problem for each of up to maxCycles cycles among the

@@ -278,6 +278,11 @@ func (j *Job) onContextDone() {
 		return
 	}
 	j.now = time.Now()
+	j.contextEnded()
+}
+
+// contextEnded stops the job because its context ended. j.mu is held.
+func (j *Job) contextEnded() {
 	err := context.Cause(j.ctx)
 	if err != j.timeoutErr {
 		// The caller's ctx ended: say so, matching its Err, with its cause.

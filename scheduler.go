@@ -32,7 +32,7 @@ type worker struct {
 	// outlived its context by the grace period. The goroutine ends as soon
 	// as Func returns.
 	detached bool
-	idx      int // in j.running
+	idx      int // in j.running; -1 once dropped
 	// out is where the worker copies each output, reused across attempts.
 	// Only the worker's goroutine uses it.
 	out []kv
@@ -98,6 +98,7 @@ func (j *Job) drop(w *worker) {
 	j.running[w.idx] = last
 	j.running[len(j.running)-1] = nil
 	j.running = j.running[:len(j.running)-1]
+	w.idx = -1
 }
 
 func (j *Job) work(w *worker) {
@@ -124,7 +125,7 @@ func (j *Job) attempt(w *worker) bool {
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, timeoutErr)
 		defer cancel()
 		actx := ctx
-		defer context.AfterFunc(ctx, func() { j.expire(w, att, actx, timeoutErr) })()
+		defer context.AfterFunc(ctx, func() { j.expire(w, t, att, actx, timeoutErr) })()
 	}
 
 	returned := false
@@ -170,10 +171,16 @@ func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 		w.out = kvs[:0]
 	}()
 
-	now := time.Now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.now = now
+	// Read the clock under the lock, so that event times never go back.
+	j.now = time.Now()
+	if j.state == Running && j.ctx.Err() != nil {
+		// The job's context ended and the watch has not run yet: stop
+		// first, so that an attempt failing because of it is not taken for
+		// a failure of the task.
+		j.contextEnded()
+	}
 	n := &j.nodes[w.t]
 	if w.detached {
 		// The job gave up on this attempt and no longer counts w.
@@ -247,7 +254,10 @@ func (j *Job) attemptFailed(t, att int32, err error) {
 		d, berr = nextDelay(x.backoff)
 	}
 	if d == backoff.Stop {
-		j.failed(t, att, errors.Join(err, berr), false)
+		if berr != nil {
+			err = errors.Join(err, berr)
+		}
+		j.failed(t, att, err, false)
 		return
 	}
 	x.err = err
@@ -289,17 +299,19 @@ func (j *Job) failed(t, att int32, err error, conflict bool) {
 	j.stop(Failed, &TaskError{Job: j.opts.Name, Task: j.g.names[t], Attempts: int(att), Err: err})
 }
 
-// expire fails w's attempt att when its Timeout passes. The attempt's
+// expire fails attempt att of task t, run by w, when its Timeout passes. The attempt's
 // Func may go on running: w keeps its place for the grace period, so that
 // a Func that returns promptly is not run beside its replacement, and is
 // then detached.
-func (j *Job) expire(w *worker, att int32, ctx context.Context, timeoutErr error) {
+func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr error) {
 	if context.Cause(ctx) != timeoutErr {
 		return // the job's context ended: stop handles it
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if w.detached || w.att != att || w.timedOut || j.nodes[w.t].state != Running {
+	// The attempt may have returned, and w moved on to another, before
+	// this ran.
+	if w.detached || w.t != t || w.att != att || w.timedOut || j.nodes[t].state != Running {
 		return
 	}
 	j.now = time.Now()
@@ -316,7 +328,9 @@ func (j *Job) graceFor(w *worker, att int32) {
 	time.AfterFunc(abandonGrace, func() {
 		j.mu.Lock()
 		defer j.mu.Unlock()
-		if !w.detached && w.t == t && w.att == att && !j.ended {
+		// w may have returned within the grace period (and been dropped),
+		// or be running a later attempt.
+		if w.idx >= 0 && !w.detached && w.t == t && w.att == att && !j.ended {
 			j.now = time.Now()
 			j.detach(w)
 			j.spawn()

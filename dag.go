@@ -376,7 +376,8 @@ func resolve(tasks []Task, index map[string]int32, out []int32) {
 			end += len(tasks[hi].DependsOn)
 			hi++
 		}
-		wg.Go(func() { chunk(lo, hi, at) })
+		from, to, first := lo, hi, at // lo and at change below
+		wg.Go(func() { chunk(from, to, first) })
 		lo, at = hi, end
 	}
 	wg.Wait()

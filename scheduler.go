@@ -43,7 +43,7 @@ func (j *Job) emit(e Event) {
 	if j.events == nil {
 		return
 	}
-	e.Time = j.now
+	e.Time = j.t0.Add(j.clock)
 	e.Job = j.opts.Name
 	j.events.push(e)
 }
@@ -174,7 +174,7 @@ func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	// Read the clock under the lock, so that event times never go back.
-	j.now = time.Now()
+	j.tick()
 	if j.state == Running && j.ctx.Err() != nil {
 		// The job's context ended and the watch has not run yet: stop
 		// first, so that an attempt failing because of it is not taken for
@@ -279,7 +279,7 @@ func (j *Job) retryNow(t int32) {
 	if n.state != Retrying || j.state != Running {
 		return
 	}
-	j.now = time.Now()
+	j.tick()
 	n.x.retry = nil
 	j.makeReady(t)
 	j.spawn()
@@ -314,7 +314,7 @@ func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr er
 	if w.detached || w.t != t || w.att != att || w.timedOut || j.nodes[t].state != Running {
 		return
 	}
-	j.now = time.Now()
+	j.tick()
 	w.timedOut = true
 	j.attemptFailed(w.t, att, timeoutErr)
 	j.spawn()
@@ -331,7 +331,7 @@ func (j *Job) graceFor(w *worker, att int32) {
 		// w may have returned within the grace period (and been dropped),
 		// or be running a later attempt.
 		if w.idx >= 0 && !w.detached && w.t == t && w.att == att && !j.ended {
-			j.now = time.Now()
+			j.tick()
 			j.detach(w)
 			j.spawn()
 			j.maybeEnd()

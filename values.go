@@ -239,7 +239,10 @@ func (s *store) put(t int32, out []kv) error {
 		switch {
 		case !ok:
 			if sh.keys == nil {
-				sh.keys = make(map[string]chain)
+				// Size the shard for one key per task: jobs that pass
+				// values mostly write about that many, and the map then
+				// never grows while the job runs.
+				sh.keys = make(map[string]chain, len(s.g.names)/storeShards)
 			}
 			sh.keys[o.key] = chain{first: e}
 		case c.at(c.len()-1).task >= 0 && !s.g.dependsOn(t, c.at(c.len()-1).task):

@@ -309,9 +309,11 @@ func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr er
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	// The attempt may have returned, and w moved on to another, before
-	// this ran.
-	if w.detached || w.t != t || w.att != att || w.timedOut || j.nodes[t].state != Running {
+	// The attempt may have returned before this ran: w may have moved on
+	// to another attempt, or ended, and the task may run its next attempt
+	// on another worker.
+	n := &j.nodes[t]
+	if w.idx < 0 || w.detached || w.t != t || w.att != att || w.timedOut || n.attempts != att || n.state != Running {
 		return
 	}
 	j.tick()

@@ -107,6 +107,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Validation errors. Each problem [Validate] or [Run] finds wraps one of
@@ -201,6 +203,17 @@ func quote(name string) string {
 		return fmt.Sprintf("%q… (%d bytes)", name[:max], len(name))
 	}
 	return fmt.Sprintf("%q", name)
+}
+
+// pathName names a task in a cycle's path: as it is, so that the path
+// reads a -> b -> a, unless the name could blur the path (it is long, has
+// an arrow, quotes, control characters or invalid UTF-8): then quoted.
+func pathName(name string) string {
+	if len(name) <= 64 && utf8.ValidString(name) && !strings.Contains(name, "->") &&
+		!strings.ContainsFunc(name, func(r rune) bool { return r == '"' || r == '…' || !unicode.IsPrint(r) }) {
+		return name
+	}
+	return quote(name)
 }
 
 // taskID names task i for a message: its quoted name, or #i if it has none.
@@ -453,10 +466,10 @@ func (g *graph) reportCycles(pending []int32, p *problems) {
 					if len(cyc) > 2*show && k >= show && k < len(cyc)-show {
 						continue
 					}
-					b.WriteString(g.names[c])
+					b.WriteString(pathName(g.names[c]))
 					b.WriteString(" -> ")
 				}
-				b.WriteString(g.names[cyc[0]])
+				b.WriteString(pathName(g.names[cyc[0]]))
 				p.add(ErrCycle, "dependency cycle: %s (each task depends on the one before it); remove one of these dependencies", b.String())
 			}
 		}

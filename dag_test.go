@@ -1678,3 +1678,23 @@ func TestRunPanicError(t *testing.T) {
 //
 //go:noinline
 func dtPanicker(v any) { panic(v) }
+
+// TestValidateCycleOddNames checks that a cycle's path quotes the names that
+// would blur it, and shortens long ones, while plain names stay as they are.
+func TestValidateCycleOddNames(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	noop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	tasks := []dag.Task{
+		{Name: "a", DependsOn: []string{"b -> c"}, Func: noop},
+		{Name: "b -> c", DependsOn: []string{long}, Func: noop},
+		{Name: long, DependsOn: []string{"a"}, Func: noop},
+	}
+	err := dag.Validate(tasks)
+	if !errors.Is(err, dag.ErrCycle) {
+		t.Fatalf("Validate() = %v; want ErrCycle", err)
+	}
+	want := `dag: dependency cycle: a -> "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (1000 bytes) -> "b -> c" -> a (each task depends on the one before it)`
+	if msg := err.Error(); !strings.HasPrefix(msg, want) {
+		t.Errorf("Validate() = %q; want it to start with %q", msg, want)
+	}
+}

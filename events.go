@@ -107,14 +107,26 @@ func (e Event) String() string {
 // through an unbounded buffer, so that a slow reader never slows the tasks
 // and no event is dropped. Events are pushed while the scheduler holds its
 // lock, so the buffer's order is the order the transitions happened.
+//
+// The buffer is a list of fixed-size blocks drawn from a pool shared by all
+// jobs, rather than a slice that grows: a job's events then cost no
+// allocation and no copying once the pool is warm, however far behind the
+// reader falls.
 type eventQueue struct {
 	mu      sync.Mutex
-	buf     []Event // guarded by mu
-	closed  bool    // guarded by mu: no event comes after those in buf
-	waiting bool    // guarded by mu: the deliverer waits on wake
+	blocks  []*eventBlock // guarded by mu: the events not yet taken, in order
+	last    int           // guarded by mu: events in the last block
+	closed  bool          // guarded by mu: no event comes after those buffered
+	waiting bool          // guarded by mu: the deliverer waits on wake
 	wake    chan struct{}
 	out     chan<- Event
 }
+
+// eventBlock is a part of an event queue's buffer.
+type eventBlock [128]Event
+
+// eventBlocks holds the blocks no queue uses, for any job to take.
+var eventBlocks = sync.Pool{New: func() any { return new(eventBlock) }}
 
 func newEventQueue(out chan<- Event) *eventQueue {
 	q := &eventQueue{out: out, wake: make(chan struct{}, 1)}
@@ -127,7 +139,12 @@ func newEventQueue(out chan<- Event) *eventQueue {
 
 func (q *eventQueue) push(e Event) {
 	q.mu.Lock()
-	q.buf = append(q.buf, e)
+	if len(q.blocks) == 0 || q.last == len(q.blocks[0]) {
+		q.blocks = append(q.blocks, eventBlocks.Get().(*eventBlock))
+		q.last = 0
+	}
+	q.blocks[len(q.blocks)-1][q.last] = e
+	q.last++
 	wake := q.waiting
 	q.waiting = false
 	q.mu.Unlock()
@@ -150,25 +167,33 @@ func (q *eventQueue) close() {
 }
 
 func (q *eventQueue) deliver() {
-	var spare []Event
+	var spare []*eventBlock
 	broken := false
 	for {
 		q.mu.Lock()
-		for len(q.buf) == 0 && !q.closed {
+		for len(q.blocks) == 0 && !q.closed {
 			q.waiting = true
 			q.mu.Unlock()
 			<-q.wake
 			q.mu.Lock()
 		}
-		batch, closed := q.buf, q.closed
-		q.buf = spare[:0]
+		batch, last, closed := q.blocks, q.last, q.closed
+		q.blocks, q.last = spare[:0], 0
 		q.mu.Unlock()
-		for _, e := range batch {
-			if !broken {
-				broken = !q.send(e)
+		for i, b := range batch {
+			n := len(b)
+			if i == len(batch)-1 {
+				n = last
 			}
+			for _, e := range b[:n] {
+				if !broken {
+					broken = !q.send(e)
+				}
+			}
+			clear(b[:n]) // drop references to errors for the collector
+			eventBlocks.Put(b)
 		}
-		clear(batch) // drop references to errors for the collector
+		clear(batch)
 		spare = batch
 		if closed {
 			if !broken {

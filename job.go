@@ -104,7 +104,10 @@ type Result struct {
 	State State
 	// Context is the final job context: the initial context plus the output
 	// of every task that completed. It is partial when the job did not
-	// complete. The map is the caller's.
+	// complete. dag keeps no reference to it, but every call of Wait
+	// returns this same map (and the same Tasks map): a program that calls
+	// Wait from several goroutines and changes the maps must copy them
+	// first.
 	Context map[string]any
 	// Tasks holds every task's result, by name.
 	Tasks map[string]TaskResult
@@ -159,6 +162,14 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 	opts.validate(&p)
 	g, err := build(tasks)
 	if err := errors.Join(p.err(), err); err != nil {
+		if opts.Events != nil {
+			// End the reader's loop, as the job would have: a LogEvents
+			// goroutine would otherwise wait for ever.
+			func() {
+				defer func() { _ = recover() }() // closed by someone else
+				close(opts.Events)
+			}()
+		}
 		return nil, err
 	}
 

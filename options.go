@@ -21,8 +21,10 @@ type Options struct {
 	Context map[string]any
 
 	// MaxParallel bounds how many attempts run at once; 0 means
-	// runtime.GOMAXPROCS(0). Attempts that timed out or were cancelled but
-	// whose Func has not returned yet do not count.
+	// runtime.GOMAXPROCS(0). An attempt that timed out or was cancelled
+	// but whose Func has not returned counts for a grace period of 20 ms,
+	// so that a Func that returns promptly is not run beside another, and
+	// then no longer (it is counted in TaskResult.Abandoned instead).
 	MaxParallel int
 
 	// MaxRetries is the number of retries of a task whose MaxRetries is 0;
@@ -47,7 +49,8 @@ type Options struct {
 	// its tasks, in the order they happened, none dropped: the job's first
 	// event first, its final event last. Run is the only sender and closes
 	// the channel after the final event, so give each job its own channel
-	// and do not send on it or close it.
+	// and do not send on it or close it. When Run returns an error it closes
+	// the channel too, so that a reader such as [LogEvents] ends.
 	//
 	// Events are buffered without bound in between, so a slow reader never
 	// slows the tasks, and Wait does not wait for them to be read. Receive

@@ -970,3 +970,66 @@ func TestReliabilityJobsIsolated(t *testing.T) {
 		rtAllCompleted(t, res, err, blocked)
 	})
 }
+
+// rtPanickyError is an error whose Unwrap panics.
+type rtPanickyError struct{}
+
+func (rtPanickyError) Error() string { return "panicky" }
+func (rtPanickyError) Unwrap() error { panic("Unwrap panics") }
+
+// TestReliabilityErrorMethodsPanic checks that an error whose own methods
+// panic fails its attempt like any error, retried, without crashing the
+// process or the job; and that a panic carrying backoff.Permanent is not
+// retried and keeps its *PanicError and stack.
+func TestReliabilityErrorMethodsPanic(t *testing.T) {
+	var calls atomic.Int32
+	tasks := []dag.Task{{Name: "p", MaxRetries: 2, Func: func(context.Context, dag.Values) (map[string]any, error) {
+		calls.Add(1)
+		return nil, rtPanickyError{}
+	}}}
+	job, err := dag.Run(t.Context(), tasks, dag.Options{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := job.Wait()
+	var te *dag.TaskError
+	if !errors.As(err, &te) || te.Attempts != 3 || calls.Load() != 3 {
+		t.Errorf("Wait() = %v after %d calls; want a TaskError after 3 attempts", err, calls.Load())
+	}
+	if _, ok := res.Tasks["p"].Err.(rtPanickyError); !ok {
+		t.Errorf("Result.Tasks[p].Err = %#v; want the task's error", res.Tasks["p"].Err)
+	}
+
+	boom := errors.New("boom")
+	calls.Store(0)
+	tasks[0].Func = func(context.Context, dag.Values) (map[string]any, error) {
+		calls.Add(1)
+		panic(backoff.Permanent(boom))
+	}
+	job, err = dag.Run(t.Context(), tasks, dag.Options{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = job.Wait()
+	var pe *dag.PanicError
+	if calls.Load() != 1 || !errors.As(err, &pe) || len(pe.Stack) == 0 || !errors.Is(err, boom) {
+		t.Errorf("Wait() = %v after %d calls; want one attempt failing with a *PanicError that wraps boom", err, calls.Load())
+	}
+}
+
+// TestReliabilityRejectedRunClosesEvents checks that Run closes
+// Options.Events when it refuses the tasks, so that a reader such as
+// LogEvents ends instead of leaking.
+func TestReliabilityRejectedRunClosesEvents(t *testing.T) {
+	events := make(chan dag.Event, 1)
+	if _, err := dag.Run(t.Context(), []dag.Task{{Name: ""}}, dag.Options{Events: events}); err == nil {
+		t.Fatal("Run accepted a task with no name")
+	}
+	if _, ok := <-events; ok {
+		t.Error("Events received an event from a job that never ran")
+	}
+	// A LogEvents reader ends: goleak in TestMain fails the run otherwise.
+	if _, err := dag.Run(t.Context(), []dag.Task{{Name: "x"}}, dag.Options{Events: dag.LogEvents(nil)}); err == nil {
+		t.Fatal("Run accepted a task with no Func")
+	}
+}

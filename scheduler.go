@@ -134,7 +134,7 @@ func (j *Job) attempt(w *worker) bool {
 			// Func called runtime.Goexit, which ends this goroutine once
 			// the deferred calls have run: record the failure, and let
 			// another worker take over.
-			j.finish(w, nil, errGoexit, false)
+			j.finish(w, nil, errGoexit, false, false)
 		}
 	}()
 	out, err := call(ctx, fn, Values{s: j.store, t: t})
@@ -142,7 +142,12 @@ func (j *Job) attempt(w *worker) bool {
 	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
 		out, err = nil, timeoutErr // too late: the result is discarded
 	}
-	return j.finish(w, out, err, true)
+	permanent := false
+	if err != nil {
+		// Outside the lock: this runs the error's own methods.
+		err, permanent = classify(err)
+	}
+	return j.finish(w, out, err, permanent, true)
 }
 
 // call runs fn, turning a panic into a *PanicError.
@@ -155,9 +160,31 @@ func call(ctx context.Context, fn TaskFunc, in Values) (out map[string]any, err 
 	return fn(ctx, in)
 }
 
+// classify reports whether err asks for no retry: it is, or wraps, a
+// *backoff.PermanentError. An error that is one is replaced by the error it
+// holds; a wrapped one is kept whole, so that nothing the task said is lost
+// (a *PanicError and its stack, or a message around it). An error whose
+// methods panic is kept as it is, and is not permanent.
+func classify(err error) (out error, permanent bool) {
+	defer func() {
+		if recover() != nil {
+			out, permanent = err, false
+		}
+	}()
+	if p, ok := err.(*backoff.PermanentError); ok {
+		if p.Err == nil {
+			return err, true
+		}
+		return p.Err, true
+	}
+	var p *backoff.PermanentError
+	return err, errors.As(err, &p)
+}
+
 // finish records the outcome of w's attempt and reports whether w has
 // another attempt to run; cont is false when the goroutine is ending.
-func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
+// permanent says that err asks for no retry.
+func (j *Job) finish(w *worker, out map[string]any, err error, permanent, cont bool) bool {
 	// Copy the output before taking the lock: dag keeps no reference to the
 	// task's map.
 	kvs := w.out[:0]
@@ -194,7 +221,7 @@ func (j *Job) finish(w *worker, out map[string]any, err error, cont bool) bool {
 	case n.state != Running || n.attempts != w.att:
 		// The job stopped and cancelled the task.
 	case err != nil:
-		j.attemptFailed(w.t, w.att, err)
+		j.attemptFailed(w.t, w.att, err, permanent)
 	default:
 		if err := j.store.put(w.t, kvs); err != nil {
 			// Two unordered writers of a key: a bug in the job's design
@@ -232,14 +259,9 @@ func (j *Job) release(t int32) {
 }
 
 // attemptFailed retries task t after attempt att failed with err, or fails
-// it. j.mu is held.
-func (j *Job) attemptFailed(t, att int32, err error) {
+// it; permanent forbids a retry. j.mu is held.
+func (j *Job) attemptFailed(t, att int32, err error, permanent bool) {
 	n := &j.nodes[t]
-	var perm *backoff.PermanentError
-	permanent := errors.As(err, &perm)
-	if permanent && perm.Err != nil {
-		err = perm.Err
-	}
 	if permanent || att > n.retries {
 		j.failed(t, att, err, false)
 		return
@@ -318,7 +340,7 @@ func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr er
 	}
 	j.tick()
 	w.timedOut = true
-	j.attemptFailed(w.t, att, timeoutErr)
+	j.attemptFailed(w.t, att, timeoutErr, false)
 	j.spawn()
 	j.graceFor(w, att)
 }

@@ -28,10 +28,11 @@ type Task struct {
 
 	// Timeout bounds each attempt, not the task as a whole: 0 means none.
 	// When it passes, the attempt's context is cancelled, the attempt fails
-	// with an error matching context.DeadlineExceeded, and the job moves on
-	// at once even if Func ignores its context. Func's goroutine then runs
-	// on until Func returns, and its result is discarded; such an attempt is
-	// counted in TaskResult.Abandoned while it runs.
+	// with an error matching context.DeadlineExceeded, and the task moves
+	// on at once (to a retry, or to Failed) even if Func ignores its
+	// context. Func's goroutine then runs on until Func returns, and its
+	// result is discarded; it keeps its worker for a grace period of 20 ms,
+	// and is then counted in TaskResult.Abandoned while it runs.
 	Timeout time.Duration
 
 	// MaxRetries is how many times a failed attempt is retried, after the
@@ -55,5 +56,7 @@ type Task struct {
 //
 // Returning an error fails the attempt, and the task is retried while
 // retries remain; wrap the error with [backoff.Permanent] to fail the task at
-// once. Funcs of different tasks run concurrently.
+// once. The task's error is then the one inside, or, if Func wrapped the
+// permanent error in another, Func's whole error. Funcs of different tasks
+// run concurrently.
 type TaskFunc func(ctx context.Context, in Values) (map[string]any, error)

@@ -161,6 +161,20 @@ type graph struct {
 	// rank is the number of tasks on the longest path from the task to a
 	// task nothing depends on: the critical path still ahead of it.
 	rank []int32
+	// disc and fin number the tasks in the order a depth-first walk along
+	// dependents, from each task without dependencies, discovers and
+	// finishes them; low[i] is the least fin of task i and the tasks that
+	// depend on it, directly or not. They answer most of dependsOn's
+	// questions at once, whatever the size of the graph:
+	//
+	//   - if a is an ancestor of t, fin[t] < fin[a] and low[a] <= low[t];
+	//   - if disc[a] < disc[t] and fin[t] < fin[a], t was reached through a
+	//     on the walk, so a is an ancestor of t.
+	//
+	// They are made by the first question that needs them: a job whose
+	// tasks read only what their direct dependencies wrote never does.
+	walked         sync.Once
+	disc, fin, low []int32
 }
 
 func (g *graph) depsOf(i int32) []int32 { return g.deps[g.depOff[i]:g.depOff[i+1]] }
@@ -343,6 +357,53 @@ func build(tasks []Task) (*graph, error) {
 		g.rank[i] = r + 1
 	}
 	return g, nil
+}
+
+// walk sets disc, fin and low by a depth-first walk along dependents from
+// each task without dependencies, in declaration order. It keeps its own
+// stack: a chain of a million tasks must not overflow the goroutine's.
+func (g *graph) walk() {
+	g.walked.Do(g.walkNow)
+}
+
+func (g *graph) walkNow() {
+	n := int32(len(g.names))
+	g.disc = make([]int32, n) // 0: not discovered yet
+	g.fin = make([]int32, n)
+	g.low = make([]int32, n)
+	type frame struct{ task, next int32 }
+	var stack []frame
+	disc, fin := int32(1), int32(0)
+	for root := range n {
+		if g.depOff[root+1] != g.depOff[root] {
+			continue
+		}
+		g.disc[root] = disc
+		disc++
+		stack = append(stack[:0], frame{task: root})
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if outs := g.outsOf(top.task); int(top.next) < len(outs) {
+				o := outs[top.next]
+				top.next++
+				if g.disc[o] == 0 {
+					g.disc[o] = disc
+					disc++
+					stack = append(stack, frame{task: o})
+				}
+				continue
+			}
+			// Every task that depends on this one has finished: it was
+			// finished before, or during this one's part of the walk.
+			l := fin
+			for _, o := range g.outsOf(top.task) {
+				l = min(l, g.low[o])
+			}
+			g.fin[top.task], g.low[top.task] = fin, l
+			fin++
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 // Markers resolve leaves in place of a task number.

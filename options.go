@@ -37,7 +37,9 @@ type Options struct {
 	// doubling up to 10 s, each delay randomized by ±50%, with no limit on
 	// the time elapsed (MaxRetries is the limit). A policy returning
 	// backoff.Stop, a nil policy, or a Backoff that panics ends the task's
-	// retries: its last error stands.
+	// retries: its last error stands. Backoff and NextBackOff run while the
+	// job records the failure, under its lock: they must be quick and must
+	// not call the Job's methods.
 	Backoff func() backoff.BackOff
 
 	// Timeout bounds the whole job; 0 means none, though ctx's deadline

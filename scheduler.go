@@ -321,10 +321,11 @@ func (j *Job) failed(t, att int32, err error, conflict bool) {
 	j.stop(Failed, &TaskError{Job: j.opts.Name, Task: j.g.names[t], Attempts: int(att), Err: err})
 }
 
-// expire fails attempt att of task t, run by w, when its Timeout passes. The attempt's
-// Func may go on running: w keeps its place for the grace period, so that
-// a Func that returns promptly is not run beside its replacement, and is
-// then detached.
+// expire fails attempt att of task t, run by w, when its Timeout passes.
+// The task moves on at once: to Retrying, or to Failed. The attempt's Func
+// may go on running: w keeps its place among the MaxParallel workers for
+// the grace period, so that a Func that ignores its context does not free
+// a slot at once, and is then detached and counted as abandoned.
 func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr error) {
 	if context.Cause(ctx) != timeoutErr {
 		return // the job's context ended: stop handles it

@@ -197,7 +197,7 @@ func (q *eventQueue) deliver() {
 		spare = batch
 		if closed {
 			if !broken {
-				q.closeOut()
+				closeEvents(q.out)
 			}
 			return
 		}
@@ -216,9 +216,11 @@ func (q *eventQueue) send(e Event) (ok bool) {
 	return true
 }
 
-func (q *eventQueue) closeOut() {
-	defer func() { _ = recover() }() // already closed by the reader
-	close(q.out)
+// closeEvents closes an Options.Events channel, unless someone else has
+// closed it already.
+func closeEvents(ch chan<- Event) {
+	defer func() { _ = recover() }()
+	close(ch)
 }
 
 // LogEvents returns a channel for [Options.Events] that logs every event it

@@ -165,10 +165,7 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 		if opts.Events != nil {
 			// End the reader's loop, as the job would have: a LogEvents
 			// goroutine would otherwise wait for ever.
-			func() {
-				defer func() { _ = recover() }() // closed by someone else
-				close(opts.Events)
-			}()
+			closeEvents(opts.Events)
 		}
 		return nil, err
 	}
@@ -214,7 +211,6 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.clock = 0
 	j.state = Running
 	j.emit(Event{From: Pending, To: Running})
 	// The watch runs in its own goroutine, so it may take mu; register it

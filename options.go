@@ -22,9 +22,10 @@ type Options struct {
 
 	// MaxParallel bounds how many attempts run at once; 0 means
 	// runtime.GOMAXPROCS(0). An attempt that timed out or was cancelled
-	// but whose Func has not returned counts for a grace period of 20 ms,
-	// so that a Func that returns promptly is not run beside another, and
-	// then no longer (it is counted in TaskResult.Abandoned instead).
+	// but whose Func has not returned keeps its slot for a grace period of
+	// 20 ms, so that a Func ignoring its context does not free a slot at
+	// once, and then no longer (it is counted in TaskResult.Abandoned
+	// instead).
 	MaxParallel int
 
 	// MaxRetries is the number of retries of a task whose MaxRetries is 0;

@@ -372,9 +372,9 @@ func (j *Job) detach(w *worker) {
 	j.abandoned++
 }
 
-// The ready queue is a binary heap of keys that order tasks as
-// graph.compareReady does, critical path first and then declaration order,
-// packed into one integer: comparing keys touches no other memory. A heap
+// The ready queue is a binary heap of keys that order tasks critical path
+// first (the highest rank), then in declaration order, packed into one
+// integer: comparing keys touches no other memory. A heap
 // of integers rather than container/heap also avoids boxing each push.
 
 func (j *Job) readyKey(t int32) uint64 {

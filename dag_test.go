@@ -569,45 +569,6 @@ func (c *dtCompletions) wait(t *testing.T) {
 	}
 }
 
-// TestContextChainIncrements is the classic chain: a, b and c each add one
-// to v, starting from the initial context's 0.
-func TestContextChainIncrements(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]int{}
-	inc := func(name string) dag.TaskFunc {
-		return func(_ context.Context, in dag.Values) (map[string]any, error) {
-			v, err := dag.Lookup[int](in, "v")
-			if err != nil {
-				return nil, err
-			}
-			mu.Lock()
-			seen[name] = v
-			mu.Unlock()
-			return map[string]any{"v": v + 1}, nil
-		}
-	}
-	initial := map[string]any{"v": 0}
-	res, err := dtRun(t, []dag.Task{
-		{Name: "c", Func: inc("c"), DependsOn: []string{"b"}},
-		{Name: "b", Func: inc("b"), DependsOn: []string{"a"}},
-		{Name: "a", Func: inc("a")},
-	}, dag.Options{Context: initial})
-	if err != nil {
-		t.Fatalf("Wait() = %v; want nil", err)
-	}
-	if diff := cmp.Diff(map[string]any{"v": 3}, res.Context); diff != "" {
-		t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if diff := cmp.Diff(map[string]int{"a": 0, "b": 1, "c": 2}, seen); diff != "" {
-		t.Errorf("values of v seen by each task mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(map[string]any{"v": 0}, initial); diff != "" {
-		t.Errorf("Options.Context changed by the job (-want +got):\n%s", diff)
-	}
-}
-
 // dtVisibilityTasks is a diamond (root, l, r, sink) beside an unrelated
 // chain (x, y). Each task writes its own name.
 var dtVisibilityTasks = []struct {

@@ -471,7 +471,8 @@ func TestSchedDependenciesEndBeforeStart(t *testing.T) {
 }
 
 // TestSchedChainIncrements is the classic chain: a→b→c each add one to v,
-// starting from the initial context's 0, and each sees its predecessor's v.
+// starting from the initial context's 0, and each sees its predecessor's v;
+// the caller's Options.Context is left as it was.
 func TestSchedChainIncrements(t *testing.T) {
 	for _, mp := range stParallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
@@ -494,7 +495,8 @@ func TestSchedChainIncrements(t *testing.T) {
 				{Name: "a", Func: inc("a")},
 				{Name: "b", Func: inc("b"), DependsOn: []string{"a"}},
 			}
-			opts := dag.Options{Name: "chain", MaxParallel: mp, Context: map[string]any{"v": 0}}
+			initial := map[string]any{"v": 0}
+			opts := dag.Options{Name: "chain", MaxParallel: mp, Context: initial}
 			out := stRun(t, tasks, opts)
 			if out.Err != nil {
 				t.Fatalf("Wait() = %v; want nil", out.Err)
@@ -506,6 +508,9 @@ func TestSchedChainIncrements(t *testing.T) {
 			defer mu.Unlock()
 			if diff := cmp.Diff(map[string]int{"a": 0, "b": 1, "c": 2}, seen); diff != "" {
 				t.Errorf("v seen by each task mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(map[string]any{"v": 0}, initial); diff != "" {
+				t.Errorf("Options.Context changed by the job (-want +got):\n%s", diff)
 			}
 		})
 	}

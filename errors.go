@@ -7,6 +7,32 @@ import (
 	"runtime/debug"
 )
 
+// Validation errors. Each problem [Validate] or [Run] finds wraps one of
+// these and names the task; match them with [errors.Is].
+var (
+	// ErrCycle reports tasks that depend on each other in a cycle, including a
+	// task that depends on itself.
+	ErrCycle = errors.New("dag: dependency cycle")
+	// ErrMissingDependency reports a dependency on a task that is not declared.
+	ErrMissingDependency = errors.New("dag: missing dependency")
+	// ErrDuplicateTask reports two tasks with the same name.
+	ErrDuplicateTask = errors.New("dag: duplicate task name")
+	// ErrInvalidTask reports a task with an empty name, a nil Func, a negative
+	// Timeout or a MaxRetries below NoRetries.
+	ErrInvalidTask = errors.New("dag: invalid task")
+	// ErrInvalidOptions reports a negative field of Options or a nil context.
+	ErrInvalidOptions = errors.New("dag: invalid options")
+)
+
+// ErrMissingKey is returned by [Lookup] for a key that is not in the context.
+var ErrMissingKey = errors.New("dag: key not in the job context")
+
+// ErrConflict reports two tasks that do not depend on each other, directly
+// or not, writing the same key. Their order is a race, so dag fails the job
+// rather than pick a winner; the error names the key and both tasks. Make
+// one task depend on the other, or use different keys.
+var ErrConflict = errors.New("dag: conflicting writes to a job context key")
+
 // A TaskError reports the task that failed a job: [Job.Wait] returns one
 // when a task fails for good without ContinueOnFailure, or writes a key
 // another task wrote without either depending on the other ([ErrConflict]).

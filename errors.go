@@ -33,6 +33,28 @@ var ErrMissingKey = errors.New("dag: key not in the job context")
 // one task depend on the other, or use different keys.
 var ErrConflict = errors.New("dag: conflicting writes to a job context key")
 
+// ErrSkip, returned by a TaskFunc (or wrapped in its error), ends the task
+// Skipped rather than Failed, as [io/fs.SkipDir] does for a walk: its output
+// is discarded, it is not retried, and TaskResult.Err keeps the error so
+// that the reason shows.
+var ErrSkip = errors.New("dag: task skipped")
+
+// Checkpoint errors; see [Store] and [FileStore].
+var (
+	// ErrNoCheckpoint is what Store.Load returns, or wraps, for a job that
+	// has no checkpoint.
+	ErrNoCheckpoint = errors.New("dag: no checkpoint")
+	// ErrCorruptCheckpoint reports a checkpoint whose records cannot be
+	// trusted: a damaged record that is not the last one.
+	ErrCorruptCheckpoint = errors.New("dag: corrupt checkpoint")
+	// ErrNotSerializable reports an output value (or a value of
+	// Options.Context) that a checkpoint store cannot encode.
+	ErrNotSerializable = errors.New("dag: value cannot be saved in a checkpoint")
+	// ErrLocked reports a checkpointed job that another Run, in this process
+	// or another, is running.
+	ErrLocked = errors.New("dag: checkpointed job is running elsewhere")
+)
+
 // A TaskError reports the task that failed a job: [Job.Wait] returns one
 // when a task fails for good without ContinueOnFailure, or writes a key
 // another task wrote without either depending on the other ([ErrConflict]).

@@ -12,34 +12,42 @@ import (
 //
 // A task moves through these transitions, and no others:
 //
-//	Pending  -> Ready      every dependency ended Completed, or Failed with ContinueOnFailure
-//	Ready    -> Running    an attempt starts
-//	Running  -> Completed  the attempt succeeded
-//	Running  -> Failed     the attempt failed and no retry remains
-//	Running  -> Retrying   the attempt failed; a retry waits out its backoff delay
-//	Retrying -> Ready      the delay is over
-//	Retrying -> Running    (allowed, not used by this version)
-//	any state not final -> Canceled   the job stopped before the task ended
+//	Pending  -> Ready           its trigger rule lets it run (every dependency ended Completed, or Failed with ContinueOnFailure, for the default rule)
+//	Pending  -> Running         a group (Task.Sub) starts: it holds no worker, so it is never Ready
+//	Pending  -> Skipped         its trigger rule or its When said no, or its group did not run
+//	Pending  -> UpstreamFailed  its trigger rule said no because a dependency failed, or its group did not run
+//	Ready    -> Running         an attempt starts
+//	Running  -> Completed       the attempt succeeded (for a group: every child ended, none failing it)
+//	Running  -> Failed          the attempt failed and no retry remains
+//	Running  -> Retrying        the attempt failed; a retry waits out its backoff delay
+//	Running  -> Skipped         the attempt returned ErrSkip (for a group: every child was skipped)
+//	Retrying -> Ready           the delay is over
+//	any state not final -> Canceled   the job (or the task's group) stopped before the task ended
+//
+// A restored task (see [Options.Resume]) moves Pending -> Completed.
 //
 // A job moves Pending -> Running -> Completed, Failed or Canceled.
-// Completed, Failed and Canceled are final.
+// Completed, Failed, Canceled, Skipped and UpstreamFailed are final; only
+// tasks end Skipped or UpstreamFailed.
 //
 // The zero State is Pending.
 type State uint8
 
 // The states of tasks and jobs.
 const (
-	Pending   State = iota // not started: a task waits for its dependencies
-	Ready                  // a task waits for a worker
-	Running                // a task's attempt runs; a job runs
-	Retrying               // a task waits out the delay before its next attempt
-	Completed              // final: succeeded
-	Failed                 // final: failed
-	Canceled               // final: stopped before the end
+	Pending        State = iota // not started: a task waits for its dependencies
+	Ready                       // a task waits for a worker
+	Running                     // a task's attempt runs; a job runs
+	Retrying                    // a task waits out the delay before its next attempt
+	Completed                   // final: succeeded
+	Failed                      // final: failed
+	Canceled                    // final: stopped before the end
+	Skipped                     // final: a task did not run, and nothing failed
+	UpstreamFailed              // final: a task did not run because a task it depends on failed
 	numStates
 )
 
-var stateNames = [...]string{"pending", "ready", "running", "retrying", "completed", "failed", "canceled"}
+var stateNames = [...]string{"pending", "ready", "running", "retrying", "completed", "failed", "canceled", "skipped", "upstream_failed"}
 
 // String returns the state's name in lower case, such as "running".
 func (s State) String() string {
@@ -66,7 +74,8 @@ func (s *State) UnmarshalText(b []byte) error {
 	return fmt.Errorf("dag: unknown state %q", b)
 }
 
-// Final reports whether s is Completed, Failed or Canceled.
+// Final reports whether s is Completed, Failed, Canceled, Skipped or
+// UpstreamFailed.
 func (s State) Final() bool { return s >= Completed && s < numStates }
 
 // An Event is one state transition of a job or of one of its tasks.

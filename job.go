@@ -129,19 +129,13 @@ type TaskResult struct {
 	// whose Func had not returned when the job ended: task code that
 	// ignores its context. Their goroutines are still running.
 	Abandoned int
-}
-
-// Progress is a snapshot of a running job: how many tasks are in each
-// state.
-type Progress struct {
-	// Job is Options.Name, and State the job's state.
-	Job   string
-	State State
-	// Tasks by state.
-	Pending, Ready, Running, Retrying, Completed, Failed, Canceled int
-	// Abandoned counts attempts that were abandoned (their context ended
-	// and the job moved on) and whose Func has not returned yet.
-	Abandoned int
+	// Output is what a Completed task added to the job context, as dag
+	// copied it; nil for other states and for groups.
+	Output map[string]any
+	// Restored reports a task that did not run because it Completed in the
+	// run given as Options.Resume (or in a checkpoint); its Output, Attempts,
+	// Started and Finished are that run's.
+	Restored bool
 }
 
 // Run validates tasks, starts running them and returns the job. If the
@@ -263,20 +257,6 @@ func (j *Job) Cancel() {
 	}
 	j.tick()
 	j.stop(Canceled, &wrapError{msg: fmt.Sprintf("dag: %s was cancelled: %v", j.who(), context.Canceled), err: context.Canceled})
-}
-
-// Progress returns how many tasks are in each state now. It is safe to
-// call at any time, also after the job ended.
-func (j *Job) Progress() Progress {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	c := &j.counts
-	return Progress{
-		Job: j.opts.Name, State: j.state,
-		Pending: c[Pending], Ready: c[Ready], Running: c[Running], Retrying: c[Retrying],
-		Completed: c[Completed], Failed: c[Failed], Canceled: c[Canceled],
-		Abandoned: j.abandoned,
-	}
 }
 
 // onContextDone stops the job when its context ends for a reason of its

@@ -61,6 +61,29 @@ type Options struct {
 	// while events remain unread. If the channel is closed by someone else,
 	// the remaining events are dropped and the job is unaffected.
 	Events chan<- Event
+
+	// KeepGoing, when true, lets a failure stop only what depends on it,
+	// through the trigger rules, while every other branch runs to its end.
+	// The job then ends Failed if any task Failed without ContinueOnFailure,
+	// and Wait returns errors.Join of one *TaskError per such task, in
+	// declaration order. When false (the zero value) the first such failure
+	// stops the job. A conflict ([ErrConflict]) stops the job either way.
+	KeepGoing bool
+
+	// Resume, if not nil, is a Result of an earlier run of the same tasks.
+	// A task that Completed there, and whose dependencies are all restored
+	// too, is restored without running: its output goes back into the job
+	// context, and it moves Pending -> Completed with Attempt 0. Every other
+	// task runs, with a fresh retry budget.
+	Resume *Result
+
+	// Checkpoint, if not nil, records every task that completes, so that a
+	// job that fails or whose process dies resumes where it stopped: Run
+	// loads the job's checkpoint (by Name, which must then be set) and
+	// resumes from it, saves each completed task before any task that
+	// depends on it starts, and clears the checkpoint when the job
+	// completes. See [Store] and [FileStore].
+	Checkpoint Store
 }
 
 func (o *Options) validate(p *problems) {

@@ -3,6 +3,8 @@ package dag
 import (
 	"context"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // NoRetries, as a Task's MaxRetries, means the task is tried once whatever
@@ -19,8 +21,25 @@ type Task struct {
 	// It must be non-empty and unique within the job.
 	Name string
 
-	// Func does the work. It must not be nil.
+	// Func does the work. A task has exactly one of Func, Sub and Expand.
 	Func TaskFunc
+
+	// Sub makes the task a group: a DAG of its own that runs as one step of
+	// the job. Its tasks are named "parent/child" outside the group, and a
+	// child's DependsOn names its siblings by their short names. The group
+	// starts when its own DependsOn, Trigger and When allow; its children
+	// see what the group would see plus their own ancestors' outputs, and
+	// the group's dependents wait for every child and see every child's
+	// output. The group holds no worker; its Timeout bounds the whole group,
+	// and its MaxRetries must be 0.
+	Sub []Task
+
+	// Expand makes the task a group whose tasks are known only at run time.
+	// It runs on a worker like a Func, with the task's Timeout and retries,
+	// and the tasks it returns then run as the task's Sub. If they are not a
+	// valid DAG the task fails for good with the validation error. Expand
+	// writes no output of its own; its children do. See also [Map].
+	Expand func(ctx context.Context, in Values) ([]Task, error)
 
 	// DependsOn names the tasks that must end before this one starts.
 	// Listing a task twice is the same as listing it once.
@@ -43,6 +62,26 @@ type Task struct {
 	// the tasks that depend on it run without its output, and the job can
 	// still complete.
 	ContinueOnFailure bool
+
+	// Trigger decides, once every dependency has ended and never before,
+	// whether the task runs. The zero Trigger, AllSucceeded, runs it when
+	// every dependency Completed (or Failed with ContinueOnFailure). A task
+	// with no dependencies always runs, whatever its Trigger.
+	Trigger Trigger
+
+	// When, if not nil, is asked once, when the trigger rule lets the task
+	// run, with the Values the task would see. If it returns false the task
+	// ends Skipped without taking a worker. A panic in When fails the task.
+	When func(in Values) bool
+
+	// Backoff, if not nil, makes the retry policy of this task in place of
+	// Options.Backoff, with the same rules.
+	Backoff func() backoff.BackOff
+
+	// collect, set by Map, turns the outputs of an Expand task's children,
+	// in declaration order, into the task's own output. Children of such a
+	// task keep their outputs out of the job context.
+	collect func(outs []map[string]any) (map[string]any, error)
 }
 
 // A TaskFunc does the work of a task. It reads the job context through in
@@ -60,3 +99,28 @@ type Task struct {
 // permanent error in another, Func's whole error. Funcs of different tasks
 // run concurrently.
 type TaskFunc func(ctx context.Context, in Values) (map[string]any, error)
+
+// TaskInfo identifies the attempt that a [TaskFunc] (or an Expand) runs, for
+// tracing and logging inside tasks. Read it with [TaskInfoFromContext].
+type TaskInfo struct {
+	// Job is Options.Name.
+	Job string
+	// Task is the task's full name: "group/child" inside a group.
+	Task string
+	// Attempt is the attempt's number: 1 for the first.
+	Attempt int
+	// Started is when the attempt started: the time of its Running event.
+	Started time.Time
+}
+
+type taskInfoKey struct{}
+
+// TaskInfoFromContext returns the identity of the attempt whose context ctx
+// is, or derives from, and whether there is one.
+func TaskInfoFromContext(ctx context.Context) (TaskInfo, bool) {
+	info, ok := ctx.Value(taskInfoKey{}).(*TaskInfo)
+	if !ok {
+		return TaskInfo{}, false
+	}
+	return *info, true
+}

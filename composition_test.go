@@ -545,7 +545,10 @@ func TestSubDAGFailure(t *testing.T) {
 		started := make(chan struct{})
 		tasks := []dag.Task{
 			{Name: "g", ContinueOnFailure: true, Sub: []dag.Task{
-				{Name: "slow", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { close(started); return block(ctx, in) }},
+				{Name: "slow", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+					close(started)
+					return block(ctx, in)
+				}},
 				{Name: "bad", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { <-started; return nil, ctBoom }},
 				{Name: "later", DependsOn: []string{"bad"}, Func: ctPut("later", 1)},
 			}},

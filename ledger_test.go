@@ -102,7 +102,9 @@ func TestLedgerExpandAndMap(t *testing.T) {
 	m := dag.Map("m", "in", "out", func(ctx context.Context, x int) (int, error) { return x * 10, nil })
 	m.DependsOn = []string{"src"}
 	tasks := []dag.Task{
-		{Name: "src", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { return map[string]any{"in": []int{1, 2}}, nil }},
+		{Name: "src", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			return map[string]any{"in": []int{1, 2}}, nil
+		}},
 		m,
 		{Name: "e", Expand: func(ctx context.Context, in dag.Values) ([]dag.Task, error) { return nil, nil }},
 	}

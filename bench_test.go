@@ -34,6 +34,7 @@ import (
 var (
 	bMillion = flag.Bool("dag.million", false, "also run the 1,000,000-task benchmarks, and TestMillion")
 	bPerf    = flag.Bool("dag.perf", false, "TestPerfTable runs every benchmark and prints the performance table")
+	bFair    = flag.Int("dag.fair", 0, "TestFairTable runs the benchmarks beside the fair floor this many rounds, interleaved, and prints dag's ratios")
 )
 
 // A bShape makes the dependencies of n tasks, by index.
@@ -183,11 +184,13 @@ func bRunEvents(b testing.TB, tasks []dag.Task) {
 	}
 }
 
-// floor is the hand-written executor dag is measured against: Kahn's
+// floor is the name-resolving floor, with a channel hand-off: Kahn's
 // algorithm over in-degree counters, a fixed pool of workers fed from a
 // channel of ready tasks; no retries, no events, no context, no checks. It
 // takes the same []dag.Task as dag and resolves the names itself, as any
-// executor of named tasks must.
+// executor of named tasks must, and hands every ready task through the
+// channel, so that a chain pays a goroutine hand-off per task. The fair
+// floor (fairFloor) is the stronger reference.
 func floor(tasks []dag.Task, workers int) {
 	floorRun(tasks, workers, false)
 }
@@ -266,6 +269,114 @@ func floorRun(tasks []dag.Task, workers int, withResult bool) map[string]dag.Tas
 		res[tasks[i].Name] = dag.TaskResult{State: dag.Completed, Attempts: 1, Finished: t0.Add(time.Duration(finished[i]))}
 	}
 	return res
+}
+
+// fairGraph is the integer graph the fair floor runs, built once from a
+// shape's dependencies, outside the timed loop.
+type fairGraph struct {
+	indeg        []int32 // how many tasks each task depends on
+	depOff, deps []int32 // deps[depOff[i]:depOff[i+1]] are what task i depends on
+	outOff, outs []int32 // outs[outOff[i]:outOff[i+1]] are the tasks that depend on i
+	roots        []int32 // the tasks that depend on nothing
+	sinks        int32   // how many tasks nothing depends on
+}
+
+func newFairGraph(deps [][]int32) *fairGraph {
+	n := len(deps)
+	g := &fairGraph{indeg: make([]int32, n), depOff: make([]int32, n+1), outOff: make([]int32, n+1)}
+	for i, ds := range deps {
+		g.indeg[i] = int32(len(ds))
+		g.deps = append(g.deps, ds...)
+		g.depOff[i+1] = int32(len(g.deps))
+		for _, d := range ds {
+			g.outOff[d+1]++
+		}
+		if len(ds) == 0 {
+			g.roots = append(g.roots, int32(i))
+		}
+	}
+	for i := range n {
+		g.outOff[i+1] += g.outOff[i]
+	}
+	g.outs = make([]int32, len(g.deps))
+	fill := slices.Clone(g.outOff[:n])
+	for i, ds := range deps {
+		for _, d := range ds {
+			g.outs[fill[d]] = int32(i)
+			fill[d]++
+		}
+	}
+	for i := range n {
+		if g.outOff[i+1] == g.outOff[i] {
+			g.sinks++
+		}
+	}
+	return g
+}
+
+// A fairBody is the work of task t of the fair floor; vals holds the
+// tasks' values when the job passes values, nil otherwise.
+type fairBody func(g *fairGraph, t int32, vals []any)
+
+func fairNoop(*fairGraph, int32, []any) {}
+
+// fairValues reads the value of every task t depends on and writes t's
+// own, as the ctx body of dag's benchmarks does through the job context.
+func fairValues(g *fairGraph, t int32, vals []any) {
+	for _, d := range g.deps[g.depOff[t]:g.depOff[t+1]] {
+		if vals[d] == nil {
+			panic(fmt.Sprintf("fair floor: task %d does not see task %d's value", t, d))
+		}
+	}
+	vals[t] = int(t)
+}
+
+// fairFloor is the fair floor: the strongest simple executor of a graph
+// that is already built. Kahn's algorithm over atomic in-degree counters;
+// a fixed set of min(maxParallel, tasks) workers; a worker runs the first
+// successor that its task makes ready itself, and sends the others through
+// a channel to any worker; the job ends when its last sink has run. It
+// returns the tasks' values (nil without values).
+func fairFloor(g *fairGraph, maxParallel int, body fairBody, values bool) []any {
+	n := len(g.indeg)
+	indeg := slices.Clone(g.indeg) // changed with sync/atomic only
+	var vals []any
+	if values {
+		vals = make([]any, n)
+	}
+	ready := make(chan int32, n)
+	for _, r := range g.roots {
+		ready <- r
+	}
+	var sinks atomic.Int32
+	sinks.Store(g.sinks)
+	var wg sync.WaitGroup
+	for range min(maxParallel, n) {
+		wg.Go(func() {
+			for t := range ready {
+				for t >= 0 {
+					body(g, t, vals)
+					next := int32(-1)
+					outs := g.outs[g.outOff[t]:g.outOff[t+1]]
+					for _, o := range outs {
+						if atomic.AddInt32(&indeg[o], -1) == 0 {
+							if next < 0 {
+								next = o
+							} else {
+								ready <- o
+							}
+						}
+					}
+					if len(outs) == 0 && sinks.Add(-1) == 0 {
+						close(ready)
+					}
+					t = next
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return vals
 }
 
 // bMeasure runs run b.N times and reports the cost per task of n tasks.
@@ -356,19 +467,90 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
+// fairShapes are the shapes measured against the fair floor.
+var fairShapes = []bShape{{"chain", bChain}, {"layered", bLayered}, {"wide", bWide}}
+
+// An fCase is one benchmark beside the fair floor: an executor (dag, the
+// fair floor, or the name-resolving floor) running a task body on a shape
+// with at most p tasks at once.
+type fCase struct {
+	shape, body, exec string
+	n, p              int
+	bench             func(b *testing.B)
+}
+
+func (c fCase) name() string {
+	return fmt.Sprintf("shape=%s/n=%d/body=%s/p=%d/exec=%s", c.shape, c.n, c.body, c.p, c.exec)
+}
+
+// fairCases lists the benchmarks beside the fair floor, at n tasks. Every
+// job's tasks and the fair floor's graph are built once, outside the timed
+// loop.
+func fairCases(n int) []fCase {
+	var cases []fCase
+	for _, s := range fairShapes {
+		deps := sync.OnceValue(func() [][]int32 { return s.deps(n) })
+		graph := sync.OnceValue(func() *fairGraph { return newFairGraph(deps()) })
+		noop := sync.OnceValue(func() []dag.Task { return bTasks(deps(), false) })
+		ctx := sync.OnceValue(func() []dag.Task { return bTasks(deps(), true) })
+		for _, p := range []int{2, 64} {
+			cases = append(cases,
+				fCase{s.name, "noop", "dag", n, p, func(b *testing.B) {
+					tasks := noop()
+					bMeasure(b, n, func() { bRun(b, tasks, dag.Options{MaxParallel: p}) })
+				}},
+				fCase{s.name, "noop", "fair", n, p, func(b *testing.B) {
+					g := graph()
+					bMeasure(b, n, func() { fairFloor(g, p, fairNoop, false) })
+				}},
+				fCase{s.name, "noop", "floor", n, p, func(b *testing.B) {
+					tasks := noop()
+					bMeasure(b, n, func() { floor(tasks, p) })
+				}},
+				fCase{s.name, "ctx", "dag", n, p, func(b *testing.B) {
+					tasks := ctx()
+					bMeasure(b, n, func() { bRun(b, tasks, dag.Options{MaxParallel: p}) })
+				}},
+				fCase{s.name, "ctx", "fair", n, p, func(b *testing.B) {
+					g := graph()
+					bMeasure(b, n, func() { fairFloor(g, p, fairValues, true) })
+				}},
+			)
+		}
+	}
+	return cases
+}
+
+// BenchmarkFair measures dag beside the fair floor (exec=fair) and the
+// name-resolving floor (exec=floor), at 10,000 tasks, with no-op tasks
+// (body=noop) and tasks that pass values through the job context
+// (body=ctx), with MaxParallel 2 and 64. Run it with -cpu 2; compare
+// figures of one run only (TestFairTable interleaves the executors).
+func BenchmarkFair(b *testing.B) {
+	for _, c := range fairCases(10_000) {
+		b.Run(c.name(), c.bench)
+	}
+}
+
 // bSleepCase measures the makespan of tasks that sleep 1 ms, 64 at a time,
-// on the layered shape, with dag or with the floor, and reports it divided
-// by its lower bound: max(critical path, total work / 64).
-func bSleepCase(n int, useFloor bool) func(b *testing.B) {
+// on the layered shape, with dag, the fair floor or the name-resolving
+// floor, and reports it divided by its lower bound: max(critical path,
+// total work / 64).
+func bSleepCase(n int, exec string) func(b *testing.B) {
 	return func(b *testing.B) {
 		const sleep, parallel = time.Millisecond, 64
 		deps := bLayered(n)
 		tasks := bSleeper(deps, sleep)
+		g := newFairGraph(deps)
+		body := func(*fairGraph, int32, []any) { time.Sleep(sleep) }
 		for b.Loop() {
-			if useFloor {
-				floor(tasks, parallel)
-			} else {
+			switch exec {
+			case "dag":
 				bRun(b, tasks, dag.Options{MaxParallel: parallel})
+			case "fair":
+				fairFloor(g, parallel, body, false)
+			default:
+				floor(tasks, parallel)
 			}
 		}
 		layers := (n + 99) / 100
@@ -380,11 +562,12 @@ func bSleepCase(n int, useFloor bool) func(b *testing.B) {
 }
 
 // BenchmarkSleep measures how well dag keeps 64 workers busy with tasks
-// that sleep 1 ms, beside the floor.
+// that sleep 1 ms, beside the fair floor and the name-resolving floor.
 func BenchmarkSleep(b *testing.B) {
 	for _, n := range []int{1000, 10_000} {
-		b.Run(fmt.Sprintf("shape=layered/n=%d/exec=dag", n), bSleepCase(n, false))
-		b.Run(fmt.Sprintf("shape=layered/n=%d/exec=floor", n), bSleepCase(n, true))
+		for _, exec := range []string{"dag", "fair", "floor"} {
+			b.Run(fmt.Sprintf("shape=layered/n=%d/exec=%s", n, exec), bSleepCase(n, exec))
+		}
 	}
 }
 
@@ -446,6 +629,26 @@ func TestBenchShapes(t *testing.T) {
 				t.Errorf("floor ran %d tasks; want %d", runs, n)
 			}
 
+			// So does the fair floor, which passes every task's value to
+			// the tasks that depend on it.
+			g := newFairGraph(deps)
+			ran := make([]atomic.Int32, n)
+			body := func(g *fairGraph, i int32, vals []any) {
+				for _, d := range deps[i] {
+					if ran[d].Load() != 1 {
+						t.Errorf("fair floor ran task %d before its dependency %d", i, d)
+					}
+				}
+				fairValues(g, i, vals)
+				ran[i].Add(1)
+			}
+			vals := fairFloor(g, 4, body, true)
+			for i := range ran {
+				if r := ran[i].Load(); r != 1 || vals[i] != i {
+					t.Fatalf("fair floor ran task %d %d times, with value %v; want once, with %d", i, r, vals[i], i)
+				}
+			}
+
 			// The ctx body fails its task if it misses a value; every key
 			// ends in the context.
 			job, err := dag.Run(t.Context(), bTasks(deps, true), dag.Options{MaxParallel: 3})
@@ -496,10 +699,92 @@ func TestPerfTable(t *testing.T) {
 	sb.WriteString("\n| sleep 1 ms, MaxParallel 64, layered | tasks | dag ms/job | floor ms/job | dag / floor | dag / lower bound |\n")
 	sb.WriteString("|---|--:|--:|--:|--:|--:|\n")
 	for _, n := range []int{1000, 10_000} {
-		d := testing.Benchmark(bSleepCase(n, false))
-		f := testing.Benchmark(bSleepCase(n, true))
+		d := testing.Benchmark(bSleepCase(n, "dag"))
+		f := testing.Benchmark(bSleepCase(n, "floor"))
 		fmt.Fprintf(&sb, "| | %d | %.1f | %.1f | %.3f | %.2f |\n", n,
 			d.Extra["ms/job"], f.Extra["ms/job"], d.Extra["ms/job"]/f.Extra["ms/job"], d.Extra["x-bound"])
+	}
+	t.Logf("\n%s", sb.String())
+}
+
+// TestFairTable runs BenchmarkFair's cases -dag.fair times, interleaved
+// (every case once per round), with GOMAXPROCS 2, and prints for each
+// shape, body and MaxParallel dag's ns/task, the fair floor's, and the
+// range of their ratio over the rounds, each ratio taken within one round;
+// then dag's cost at MaxParallel 64 over its cost at 2; then the sleep
+// benchmark's makespans. It runs only with -dag.fair=N.
+func TestFairTable(t *testing.T) {
+	if *bFair <= 0 {
+		t.Skip("run with -dag.fair=3 to print the table beside the fair floor")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	const n = 10_000
+	cases := fairCases(n)
+	type key struct {
+		shape, body, exec string
+		p                 int
+	}
+	ns := map[key][]float64{}
+	bytes := map[key][]float64{}
+	for round := range *bFair {
+		for _, c := range cases {
+			r := testing.Benchmark(c.bench)
+			k := key{c.shape, c.body, c.exec, c.p}
+			ns[k] = append(ns[k], r.Extra["ns/task"])
+			bytes[k] = append(bytes[k], r.Extra["B/task"])
+			t.Logf("round %d: %s: %.0f ns/task", round+1, c.name(), r.Extra["ns/task"])
+		}
+	}
+	span := func(xs []float64, format string) string {
+		lo, hi := slices.Min(xs), slices.Max(xs)
+		if fmt.Sprintf(format, lo) == fmt.Sprintf(format, hi) {
+			return fmt.Sprintf(format, lo)
+		}
+		return fmt.Sprintf(format+"–"+format, lo, hi)
+	}
+	ratio := func(a, b []float64) []float64 {
+		r := make([]float64, len(a))
+		for i := range a {
+			r[i] = a[i] / b[i]
+		}
+		return r
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d tasks, GOMAXPROCS %d, %s/%s, %s; ranges over %d interleaved rounds\n\n",
+		n, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), *bFair)
+	sb.WriteString("| shape | body | MaxParallel | fair ns/task | dag ns/task | dag B/task | dag / fair | dag / name-resolving floor |\n")
+	sb.WriteString("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, s := range fairShapes {
+		for _, body := range []string{"noop", "ctx"} {
+			for _, p := range []int{2, 64} {
+				d, f := ns[key{s.name, body, "dag", p}], ns[key{s.name, body, "fair", p}]
+				fl := "–"
+				if o := ns[key{s.name, body, "floor", p}]; o != nil {
+					fl = span(ratio(d, o), "%.2f")
+				}
+				fmt.Fprintf(&sb, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, body, p,
+					span(f, "%.0f"), span(d, "%.0f"), span(bytes[key{s.name, body, "dag", p}], "%.0f"),
+					span(ratio(d, f), "%.2f"), fl)
+			}
+		}
+	}
+	sb.WriteString("\n| shape | body | dag p64 / p2 | fair p64 / p2 |\n|---|---|--:|--:|\n")
+	for _, s := range fairShapes {
+		for _, body := range []string{"noop", "ctx"} {
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", s.name, body,
+				span(ratio(ns[key{s.name, body, "dag", 64}], ns[key{s.name, body, "dag", 2}]), "%.2f"),
+				span(ratio(ns[key{s.name, body, "fair", 64}], ns[key{s.name, body, "fair", 2}]), "%.2f"))
+		}
+	}
+	sb.WriteString("\n| sleep 1 ms, MaxParallel 64, layered | tasks | dag ms/job | fair ms/job | dag / fair | dag / lower bound |\n|---|--:|--:|--:|--:|--:|\n")
+	for _, n := range []int{1000, 10_000} {
+		var d, f, bound []float64
+		for range *bFair {
+			rd := testing.Benchmark(bSleepCase(n, "dag"))
+			rf := testing.Benchmark(bSleepCase(n, "fair"))
+			d, f, bound = append(d, rd.Extra["ms/job"]), append(f, rf.Extra["ms/job"]), append(bound, rd.Extra["x-bound"])
+		}
+		fmt.Fprintf(&sb, "| | %d | %s | %s | %s | %s |\n", n, span(d, "%.1f"), span(f, "%.1f"), span(ratio(d, f), "%.3f"), span(bound, "%.2f"))
 	}
 	t.Logf("\n%s", sb.String())
 }

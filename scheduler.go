@@ -26,7 +26,8 @@ import (
 // tasks needs no stack.
 //
 // Workers are started lazily, up to MaxParallel, when a task becomes ready
-// and no worker is free, and a worker ends when no task is ready. Only tasks
+// and no worker is free; a worker that finds no task ready parks until one
+// is, and ends when the job stops or ends. Only tasks
 // that can run take a worker: a task waiting for its dependencies or for a
 // retry delay, a skipped task and a group hold none, so no configuration of
 // MaxParallel can deadlock.
@@ -66,6 +67,7 @@ type scheduler struct {
 	ready     []uint64       // guarded by mu: a heap of readyKey
 	counts    [numStates]int // guarded by mu: tasks by state
 	running   []*worker      // guarded by mu: workers counted against MaxParallel
+	idle      []*worker      // guarded by mu: parked workers, waiting for a ready task
 	remaining int            // guarded by mu: tasks (not close nodes) not in a final state
 	abandoned int            // guarded by mu: abandoned attempts not returned yet
 	state     State          // guarded by mu: the job's state
@@ -643,6 +645,7 @@ func (s *scheduler) stop(state State, err error) {
 	}
 	s.ready = s.ready[:0]
 	s.decide = s.decide[:0]
+	s.dismiss()
 	if len(s.running) > 0 {
 		s.grace = time.AfterFunc(abandonGrace, s.abandonAll)
 	}
@@ -671,6 +674,7 @@ func (s *scheduler) maybeEnd() {
 		return
 	}
 	s.ended = true
+	s.dismiss()
 	if s.state == Running {
 		s.state = Completed
 		if s.root.failed > 0 {

@@ -21,6 +21,11 @@ type worker struct {
 	// as Func returns.
 	detached bool
 	idx      int // in s.running; -1 once dropped
+	// exit is set, under s.mu, before an idle w is woken to end.
+	exit bool
+	// wake receives one token when w leaves s.idle: to run the task that
+	// start gave it, or to end (exit). It never holds more than one.
+	wake chan struct{}
 	// What the attempt needs, set by start under the lock so that the
 	// goroutine reads no node (the node table grows when an Expand adds
 	// tasks).
@@ -37,19 +42,55 @@ type worker struct {
 	out []kv
 }
 
-// spawn starts workers for ready tasks while fewer than MaxParallel run.
-// s.mu is held.
+// spawn gives ready tasks to workers while fewer than MaxParallel run: to
+// an idle worker if there is one, else to a new one. s.mu is held.
+//
+// A worker that finds no task ready parks in s.idle rather than ending, so
+// that a job whose ready tasks come in bursts (a layer of a wide graph)
+// does not start and end a goroutine per task; an idle worker holds no
+// task and no slot of MaxParallel. The idle workers end when the job stops
+// or ends (dismiss), so no goroutine of the job outlives it.
 func (s *scheduler) spawn() {
 	for s.state == Running && len(s.running) < s.max {
 		id, ok := s.pop()
 		if !ok {
 			return
 		}
-		w := &worker{idx: len(s.running)}
+		if k := len(s.idle); k > 0 {
+			// The worker parked last: its stack is the likeliest to be
+			// in the cache.
+			w := s.idle[k-1]
+			s.idle[k-1] = nil
+			s.idle = s.idle[:k-1]
+			w.idx = len(s.running)
+			s.running = append(s.running, w)
+			s.start(w, id)
+			w.wake <- struct{}{} // never blocks: one token per park
+			continue
+		}
+		w := &worker{idx: len(s.running), wake: make(chan struct{}, 1)}
 		s.running = append(s.running, w)
 		s.start(w, id)
 		go s.work(w)
 	}
+}
+
+// park stops counting w as running and keeps it for the next ready task.
+// s.mu is held.
+func (s *scheduler) park(w *worker) {
+	s.drop(w)
+	s.idle = append(s.idle, w)
+}
+
+// dismiss ends the idle workers: the job has stopped or ended. s.mu is
+// held.
+func (s *scheduler) dismiss() {
+	for i, w := range s.idle {
+		w.exit = true
+		w.wake <- struct{}{}
+		s.idle[i] = nil
+	}
+	s.idle = s.idle[:0]
 }
 
 // start makes w run the next attempt of task id. s.mu is held.
@@ -80,10 +121,31 @@ func (s *scheduler) drop(w *worker) {
 	w.idx = -1
 }
 
+// work runs w's attempts, parks w when no task is ready, and ends when the
+// job no longer needs it.
 func (s *scheduler) work(w *worker) {
-	for s.attempt(w) {
+	for {
+		switch s.attempt(w) {
+		case workerNext:
+		case workerParks:
+			<-w.wake
+			if w.exit {
+				return
+			}
+		default:
+			return
+		}
 	}
 }
+
+// What a worker does after an attempt.
+type afterAttempt uint8
+
+const (
+	workerEnds  afterAttempt = iota // end: the job no longer counts the worker
+	workerNext                      // run the attempt that finish started on it
+	workerParks                     // wait in s.idle for a task, or to end
+)
 
 // attemptCtx is the context of one attempt: its group's context, and the
 // attempt's identity for TaskInfoFromContext, in one allocation.
@@ -111,9 +173,8 @@ type outcome struct {
 	finished  int64 // when a checkpointed task's result was saved, as a node time
 }
 
-// attempt runs w's attempt, records its outcome and reports whether w has
-// another attempt to run.
-func (s *scheduler) attempt(w *worker) bool {
+// attempt runs w's attempt, records its outcome and says what w does next.
+func (s *scheduler) attempt(w *worker) afterAttempt {
 	// Only this goroutine writes w's attempt fields outside the lock (start
 	// sets them under it, before the goroutine reads them).
 	id, att, timeout := w.id, w.att, w.timeout
@@ -242,9 +303,9 @@ func classify(err error) (out error, permanent, skip bool) {
 	return err, skip || errors.As(err, &p) || errors.As(err, &l), skip
 }
 
-// finish records the outcome of w's attempt and reports whether w has
-// another attempt to run; alive is false when the goroutine is ending.
-func (s *scheduler) finish(w *worker, o outcome, alive bool) bool {
+// finish records the outcome of w's attempt and says what w does next;
+// alive is false when the goroutine is ending.
+func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	// Copy the output before taking the lock: dag keeps no reference to the
 	// task's map.
 	kvs := w.out[:0]
@@ -274,7 +335,7 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) bool {
 		// The job gave up on this attempt and no longer counts w.
 		n.abandoned--
 		s.abandoned--
-		return false
+		return workerEnds
 	}
 	switch {
 	case w.timedOut:
@@ -306,13 +367,16 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) bool {
 		if id, ok := s.pop(); ok {
 			s.start(w, id)
 			s.spawn()
-			return true
+			return workerNext
 		}
+		s.park(w)
+		s.maybeEnd() // dismisses w too if the job ended
+		return workerParks
 	}
 	s.drop(w)
 	s.spawn()
 	s.maybeEnd()
-	return false
+	return workerEnds
 }
 
 // completed records that attempt att of task id succeeded with output out.

@@ -88,8 +88,9 @@ func build(tasks []Task) (*graph, error) { return buildScope(tasks, "", false) }
 // top-level task: the scope of an Expand ends when it does.
 func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 	var p problems
-	g := &graph{}
-	var flat []flatNode
+	// Sized for a list without groups, the common case; groups grow them.
+	g := &graph{nodes: make([]gnode, 0, len(tasks)+1), names: make([]string, 0, len(tasks)+1)}
+	flat := make([]flatNode, 0, len(tasks)+1)
 	// Flatten groups, depth first, with a stack of its own: members follow
 	// their open node, then comes the close node.
 	type frame struct {
@@ -140,38 +141,12 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		g.names = append(g.names, name)
 		flat = append(flat, flatNode{task: t, prefix: top.prefix})
 		total += len(t.DependsOn)
-		who := taskID(name, i)
-		if t.Name == "" {
-			who = taskID("", i)
-			if top.prefix != "" {
-				who = fmt.Sprintf("#%d of group %s", i, quote(strings.TrimSuffix(top.prefix, "/")))
-			}
-		}
-		switch {
-		case t.Name == "":
-			p.add(ErrInvalidTask, "task %s has an empty name; every task needs a unique name", who)
-		case strings.Contains(t.Name, "/"):
-			p.add(ErrInvalidTask, "task %s has a '/' in its name; '/' is reserved for the paths of groups' tasks (\"group/child\")", who)
-		}
-		switch {
-		case n == 0:
-			p.add(ErrInvalidTask, "task %s has a nil Func", who)
-		case n > 1:
-			p.add(ErrInvalidTask, "task %s sets more than one of Func, Sub and Expand; set exactly one", who)
-		}
-		if t.Timeout < 0 {
-			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", who, t.Timeout)
-		}
-		if t.MaxRetries < NoRetries {
-			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", who, t.MaxRetries)
-		}
-		if t.Trigger >= numTriggers {
-			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who, uint8(t.Trigger))
+		if t.Name == "" || n != 1 || t.Timeout < 0 || t.MaxRetries < NoRetries || t.Trigger >= numTriggers ||
+			(kind == kindOpen && t.MaxRetries != 0) || strings.IndexByte(t.Name, '/') >= 0 {
+			// Rare: the task's description for messages is made only then.
+			checkTask(&p, t, kind, n, top.prefix, i)
 		}
 		if kind == kindOpen {
-			if t.MaxRetries != 0 {
-				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who, t.MaxRetries)
-			}
 			g.groups = true
 			stack = append(stack, frame{tasks: t.Sub, prefix: name + "/", open: id})
 		}
@@ -293,6 +268,40 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		g.index = index
 	}
 	return g, nil
+}
+
+// checkTask adds a problem for each thing wrong with task t, the i-th of
+// its list, whose group's path is prefix: a kind of node declared by funcs
+// of Func, Sub and Expand.
+func checkTask(p *problems, t *Task, kind uint8, funcs int, prefix string, i int) {
+	who := taskID(prefix+t.Name, i)
+	if t.Name == "" && prefix != "" {
+		who = fmt.Sprintf("#%d of group %s", i, quote(strings.TrimSuffix(prefix, "/")))
+	}
+	switch {
+	case t.Name == "":
+		p.add(ErrInvalidTask, "task %s has an empty name; every task needs a unique name", who)
+	case strings.Contains(t.Name, "/"):
+		p.add(ErrInvalidTask, "task %s has a '/' in its name; '/' is reserved for the paths of groups' tasks (\"group/child\")", who)
+	}
+	switch {
+	case funcs == 0:
+		p.add(ErrInvalidTask, "task %s has a nil Func", who)
+	case funcs > 1:
+		p.add(ErrInvalidTask, "task %s sets more than one of Func, Sub and Expand; set exactly one", who)
+	}
+	if t.Timeout < 0 {
+		p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", who, t.Timeout)
+	}
+	if t.MaxRetries < NoRetries {
+		p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", who, t.MaxRetries)
+	}
+	if t.Trigger >= numTriggers {
+		p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who, uint8(t.Trigger))
+	}
+	if kind == kindOpen && t.MaxRetries != 0 {
+		p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who, t.MaxRetries)
+	}
 }
 
 // addGroupEdges adds the edges of groups to the resolved dependencies:

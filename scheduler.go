@@ -75,6 +75,7 @@ type scheduler struct {
 	err       error          // guarded by mu: why the job failed or was canceled
 	grace     *time.Timer    // guarded by mu: ends the abandon grace period
 	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
+	actxs     []attemptCtx   // guarded by mu: attempt contexts not handed out yet
 }
 
 // node is the scheduler's record of one node: a task, a group's open node,

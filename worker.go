@@ -33,6 +33,7 @@ type worker struct {
 	expand  func(context.Context, Values) ([]Task, error)
 	timeout time.Duration
 	parent  context.Context // the context of the task's group
+	actx    *attemptCtx     // the attempt's context, to fill in
 	sc      *scope
 	local   int32
 	started int64 // the attempt's start, as a node time
@@ -106,6 +107,7 @@ func (s *scheduler) start(w *worker, id int32) {
 		w.expand = n.extra.expand
 	}
 	w.parent = s.groupOf(id).ctx
+	w.actx = s.newAttemptCtx()
 	w.sc, w.local = s.loc(id)
 	w.started, w.first = s.stamp(), n.started
 	s.transition(id, Running, n.attempts, nil)
@@ -154,6 +156,22 @@ type attemptCtx struct {
 	info TaskInfo
 }
 
+// attemptCtxChunk is how many attempt contexts are allocated together.
+const attemptCtxChunk = 64
+
+// newAttemptCtx returns a context for one attempt, to fill in. Contexts are
+// allocated by the chunk, one allocation per 64 attempts rather than one
+// per attempt; a context that a Func keeps after returning keeps its chunk
+// (about 6 KB) alive. s.mu is held.
+func (s *scheduler) newAttemptCtx() *attemptCtx {
+	if len(s.actxs) == 0 {
+		s.actxs = make([]attemptCtx, min(attemptCtxChunk, max(s.remaining, 1)))
+	}
+	c := &s.actxs[0]
+	s.actxs = s.actxs[1:]
+	return c
+}
+
 func (c *attemptCtx) Value(key any) any {
 	if key == (taskInfoKey{}) {
 		return &c.info
@@ -179,7 +197,8 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	// sets them under it, before the goroutine reads them).
 	id, att, timeout := w.id, w.att, w.timeout
 	name := w.sc.g.names[w.local]
-	var ctx context.Context = &attemptCtx{Context: w.parent, info: TaskInfo{Job: s.opts.Name, Task: name, Attempt: int(att), Started: s.timeOf(w.started)}}
+	*w.actx = attemptCtx{Context: w.parent, info: TaskInfo{Job: s.opts.Name, Task: name, Attempt: int(att), Started: s.timeOf(w.started)}}
+	var ctx context.Context = w.actx
 	var timeoutErr error
 	if timeout > 0 {
 		timeoutErr = &wrapError{

@@ -379,7 +379,8 @@ func fairFloor(g *fairGraph, maxParallel int, body fairBody, values bool) []any 
 	return vals
 }
 
-// bMeasure runs run b.N times and reports the cost per task of n tasks.
+// bMeasure runs run b.N times and reports the cost per task of n tasks:
+// wall time, CPU time, allocations and bytes.
 //
 // It runs the job twice first: the first runs of a large job grow the heap
 // and fault in fresh pages, a cost a process running jobs pays once, which
@@ -391,12 +392,19 @@ func bMeasure(b *testing.B, n int, run func()) {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
+	cpu := bCPU()
 	for b.Loop() {
 		run()
 	}
+	cpu = bCPU() - cpu
 	runtime.ReadMemStats(&m1)
 	per := float64(b.N) * float64(n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/task")
+	if cpu > 0 {
+		// CPU time on every thread (the collector's too): steadier than
+		// ns/task on a shared machine, but blind to idle cores.
+		b.ReportMetric(float64(cpu.Nanoseconds())/per, "cpu-ns/task")
+	}
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/per, "allocs/task")
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/per, "B/task")
 }

@@ -49,8 +49,8 @@ func (g *groupRun) close(cause error) {
 // on it is released. s.mu is held.
 func (s *scheduler) startGroup(id int32) {
 	n := &s.nodes[id]
-	grp := s.newGroupRun(id, s.groupOf(id), n.timeout)
-	n.extraOf().group = grp
+	grp := s.newGroupRun(id, s.groupOf(id), s.refs[id].timeout)
+	s.extraOf(id).group = grp
 	n.started = s.stamp()
 	s.transition(id, Running, 0, nil)
 	s.release(id)
@@ -72,7 +72,7 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 	}
 	k := int32(len(s.scopes))
 	s.scopes = append(s.scopes, &scope{g: g, parent: sc, owner: l, depth: sc.depth + 1, rankBase: sc.g.rank[l] + sc.rankBase - 1})
-	x := s.nodes[id].extraOf()
+	x := s.extraOf(id)
 	grp := s.newGroupRun(id, s.groupOf(id), 0)
 	grp.scope = k
 	x.group = grp
@@ -88,9 +88,9 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 func (s *scheduler) groupClosedBy(id int32) *groupRun {
 	sc, l := s.loc(id)
 	if open := sc.g.nodes[l].pair; open >= 0 {
-		return s.nodes[sc.base+open].extra.group
+		return s.refs[sc.base+open].extra.group
 	}
-	return s.nodes[sc.parent.base+sc.owner].extra.group
+	return s.refs[sc.parent.base+sc.owner].extra.group
 }
 
 // members calls visit for every member of grp that is a task, at any
@@ -118,8 +118,8 @@ func (s *scheduler) members(grp *groupRun, visit func(id int32)) {
 		id := top.lo
 		top.lo++
 		visit(id)
-		if n := &s.nodes[id]; n.kind == kindExpand && n.extra.group != nil && n.extra.group.scope >= 0 {
-			push(n.extra.group)
+		if x := s.refs[id].extra; s.nodes[id].kind == kindExpand && x.group != nil && x.group.scope >= 0 {
+			push(x.group)
 		}
 	}
 }
@@ -168,11 +168,11 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 	case grp.members > 0 && grp.ran == 0:
 		state = Skipped
 	}
-	x := s.nodes[id].extra
+	x := s.refs[id].extra
 	if state == Completed && x.collect != nil {
 		var outs []map[string]any
 		s.directMembers(grp, func(m int32) {
-			outs = append(outs, kvMap(s.nodes[m].out))
+			outs = append(outs, kvMap(s.refs[m].out))
 		})
 		out, cerr := collect(x.collect, outs)
 		if cerr == nil {
@@ -186,7 +186,7 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 				s.conflicted(id, s.nodes[id].attempts, perr)
 				return
 			}
-			s.nodes[id].out = kvs
+			s.refs[id].out = kvs
 		} else {
 			state, err = Failed, cerr
 			cause = &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(s.nodes[id].attempts), Err: cerr}
@@ -235,15 +235,16 @@ func (s *scheduler) groupFailure(grp *groupRun) (error, *TaskError) {
 			return
 		}
 		var te *TaskError
-		if n.kind == kindOpen || (n.kind == kindExpand && n.extra.group != nil) {
-			if errors.As(n.extra.err, &te) {
-				errs = append(errs, n.extra.err)
+		x := s.refs[m].extra
+		if n.kind == kindOpen || (n.kind == kindExpand && x.group != nil) {
+			if errors.As(x.err, &te) {
+				errs = append(errs, x.err)
 			} else {
-				te = &TaskError{Job: s.opts.Name, Task: s.name(m), Attempts: int(n.attempts), Err: n.extra.err}
+				te = &TaskError{Job: s.opts.Name, Task: s.name(m), Attempts: int(n.attempts), Err: x.err}
 				errs = append(errs, te)
 			}
 		} else {
-			te = &TaskError{Job: s.opts.Name, Task: s.name(m), Attempts: int(n.attempts), Err: n.extra.err}
+			te = &TaskError{Job: s.opts.Name, Task: s.name(m), Attempts: int(n.attempts), Err: x.err}
 			errs = append(errs, te)
 		}
 		if first == nil {
@@ -269,7 +270,7 @@ func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 		if n.state.Final() {
 			return
 		}
-		if x := n.extra; x != nil {
+		if x := s.refs[id].extra; x != nil {
 			if x.retry != nil {
 				x.retry.Stop()
 				x.retry = nil
@@ -302,7 +303,7 @@ func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 	if cause.Task == s.name(id) {
 		err = cause.Err // the group's own timeout
 	}
-	n.extraOf().err = err
+	s.extraOf(id).err = err
 	s.transition(id, Failed, n.attempts, err)
 	s.taskEnded(id, cause)
 }
@@ -391,10 +392,11 @@ func (s *scheduler) keepGoingError() error {
 		if n.state != Failed || s.tolerated(id) {
 			return
 		}
-		if x := n.extra; x != nil && x.group != nil && !x.group.timedOut {
+		x := s.refs[id].extra
+		if x != nil && x.group != nil && !x.group.timedOut {
 			return // a group that its members failed: they stand for it
 		}
-		errs = append(errs, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(n.attempts), Err: n.extra.err})
+		errs = append(errs, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(n.attempts), Err: x.err})
 	})
 	return errors.Join(errs...)
 }
@@ -416,12 +418,12 @@ func (s *scheduler) result() Result {
 			Abandoned: int(n.abandoned),
 			Restored:  n.restored,
 		}
-		x := n.extra
+		x := s.refs[id].extra
 		if x != nil {
 			tr.Err = x.err
 		}
 		if n.state == Completed {
-			tr.Output = kvMap(n.out)
+			tr.Output = kvMap(s.refs[id].out)
 			if n.kind == kindFunc && tr.Output == nil {
 				tr.Output = map[string]any{}
 			}

@@ -64,6 +64,7 @@ type scheduler struct {
 	clock     time.Duration  // guarded by mu: when the transitions being made happen, since t0
 	scopes    []*scope       // guarded by mu: the job's scope first, then one per Expand that ran
 	nodes     []node         // guarded by mu: every node of every scope, by job-wide number
+	refs      []nodeRefs     // guarded by mu: the part of each node with pointers, by number
 	ready     []uint64       // guarded by mu: a heap of readyKey
 	counts    [numStates]int // guarded by mu: tasks by state
 	running   []*worker      // guarded by mu: workers counted against MaxParallel
@@ -79,26 +80,34 @@ type scheduler struct {
 }
 
 // node is the scheduler's record of one node: a task, a group's open node,
-// or a close node (which only counts the members of its group down).
+// or a close node (which only counts the members of its group down). It
+// holds what the transitions read and write, in 48 bytes without
+// pointers: the collector never scans the table, and a transition touches
+// one cache line of it. The rest is in nodeRefs.
 type node struct {
-	fn       TaskFunc
-	timeout  time.Duration
-	retries  int32 // retries allowed after the first attempt
-	scope    int32 // index in scopes
-	kind     uint8
-	tolerate bool // ContinueOnFailure
-	restored bool
-	private  bool // a Map's task: its output is kept out of the job context
-	trigger  Trigger
-	state    State
-	waiting  int32 // dependencies not ended yet
-	attempts int32 // attempts started
-	// abandoned counts attempts abandoned and not returned yet.
-	abandoned int32
 	// started and finished are offsets from t0 plus one, 0 if unset: 16
 	// bytes rather than two time.Time's 48, for a million tasks.
 	started, finished int64
-	out               []kv // a Completed task's output, as copied
+	retries           int32 // retries allowed after the first attempt
+	scope             int32 // index in scopes
+	waiting           int32 // dependencies not ended yet
+	attempts          int32 // attempts started
+	// abandoned counts attempts abandoned and not returned yet.
+	abandoned int32
+	kind      uint8
+	state     State
+	trigger   Trigger
+	tolerate  bool // ContinueOnFailure
+	restored  bool
+	private   bool // a Map's task: its output is kept out of the job context
+}
+
+// nodeRefs is the part of a node's record that holds pointers, read when
+// an attempt starts and when a task ends.
+type nodeRefs struct {
+	fn      TaskFunc
+	timeout time.Duration
+	out     []kv // a Completed task's output, as copied
 	// extra holds what only some nodes need.
 	extra *nodeExtra
 }
@@ -118,12 +127,13 @@ type nodeExtra struct {
 	from       *TaskResult // a restored task's earlier result
 }
 
-// extraOf returns n's extra, making it if needed.
-func (n *node) extraOf() *nodeExtra {
-	if n.extra == nil {
-		n.extra = new(nodeExtra)
+// extraOf returns node id's extra, making it if needed. s.mu is held.
+func (s *scheduler) extraOf(id int32) *nodeExtra {
+	r := &s.refs[id]
+	if r.extra == nil {
+		r.extra = new(nodeExtra)
 	}
-	return n.extra
+	return r.extra
 }
 
 // groupRun is a running group: a task with Sub or an Expand that returned
@@ -166,6 +176,7 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 	}
 	s.scopes = []*scope{{g: g, owner: -1}}
 	s.nodes = make([]node, 0, len(g.nodes))
+	s.refs = make([]nodeRefs, 0, len(g.nodes))
 	s.addNodes(0, nil)
 
 	base, cancel := context.WithCancelCause(ctx)
@@ -205,20 +216,22 @@ func (s *scheduler) addNodes(k int32, inherit *Task) {
 	sc.base = int32(len(s.nodes))
 	for i := range g.nodes {
 		gn := &g.nodes[i]
+		id := int32(len(s.nodes))
 		s.nodes = append(s.nodes, node{scope: k, kind: gn.kind, waiting: g.depOff[i+1] - g.depOff[i]})
-		n := &s.nodes[len(s.nodes)-1]
+		s.refs = append(s.refs, nodeRefs{})
+		n, r := &s.nodes[id], &s.refs[id]
 		if gn.kind == kindClose {
 			continue
 		}
 		t := gn.task
-		n.fn, n.timeout, n.tolerate, n.trigger = t.Func, t.Timeout, t.ContinueOnFailure, t.Trigger
+		r.fn, r.timeout, n.tolerate, n.trigger = t.Func, t.Timeout, t.ContinueOnFailure, t.Trigger
 		retries := t.MaxRetries
 		bo := t.Backoff
 		if inherit != nil && gn.group < 0 {
 			n.private = true
 			retries, bo = inherit.MaxRetries, inherit.Backoff
-			if n.timeout == 0 {
-				n.timeout = inherit.Timeout
+			if r.timeout == 0 {
+				r.timeout = inherit.Timeout
 			}
 		}
 		switch retries {
@@ -230,7 +243,7 @@ func (s *scheduler) addNodes(k int32, inherit *Task) {
 			n.retries = int32(min(retries, 1<<31-1))
 		}
 		if t.When != nil || bo != nil || t.Expand != nil || t.collect != nil {
-			x := n.extraOf()
+			x := s.extraOf(id)
 			x.when, x.newBackoff, x.expand, x.collect = t.When, bo, t.Expand, t.collect
 			if t.collect != nil {
 				x.inherit = &Task{MaxRetries: t.MaxRetries, Timeout: t.Timeout, Backoff: t.Backoff}
@@ -280,12 +293,12 @@ func (s *scheduler) jobName() string {
 func (s *scheduler) groupOf(id int32) *groupRun {
 	sc, l := s.loc(id)
 	if grp := sc.g.nodes[l].group; grp >= 0 {
-		return s.nodes[sc.base+grp].extra.group
+		return s.refs[sc.base+grp].extra.group
 	}
 	if sc.parent == nil {
 		return s.root
 	}
-	return s.nodes[sc.parent.base+sc.owner].extra.group
+	return s.refs[sc.parent.base+sc.owner].extra.group
 }
 
 // tick reads the clock for the transitions about to be made. It reads
@@ -391,11 +404,11 @@ func (s *scheduler) decideNode(id int32) {
 			return
 		}
 	}
-	if x := n.extra; x != nil && x.when != nil {
+	if x := s.refs[id].extra; x != nil && x.when != nil {
 		ok, err := s.askWhen(id, x.when)
 		if err != nil {
 			n.finished = s.stamp()
-			n.extraOf().err = err
+			x.err = err
 			s.transition(id, Failed, 0, err)
 			s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Err: err})
 			return
@@ -466,10 +479,10 @@ func (s *scheduler) restore(id int32, tr *TaskResult) {
 			return
 		}
 	}
-	n.out = out
+	s.refs[id].out = out
 	n.restored = true
 	n.attempts = int32(tr.Attempts)
-	n.extraOf().from = tr
+	s.extraOf(id).from = tr
 	s.transition(id, Completed, 0, nil)
 	s.taskEnded(id, nil)
 }
@@ -517,7 +530,7 @@ func (s *scheduler) makeReady(id int32) {
 // ends it. s.mu is held.
 func (s *scheduler) failed(id, att int32, err error) {
 	n := &s.nodes[id]
-	n.extraOf().err = err
+	s.extraOf(id).err = err
 	n.finished = s.stamp()
 	s.transition(id, Failed, att, err)
 	s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(att), Err: err})
@@ -536,7 +549,7 @@ func (s *scheduler) conflicted(id, att int32, err error) {
 		err = b.err
 	}
 	n := &s.nodes[id]
-	n.extraOf().err = err
+	s.extraOf(id).err = err
 	n.finished = s.stamp()
 	s.transition(id, Failed, att, err)
 	if s.state == Running {
@@ -552,7 +565,7 @@ func (s *scheduler) attemptFailed(id, att int32, err error, permanent bool) {
 		s.failed(id, att, err)
 		return
 	}
-	x := n.extraOf()
+	x := s.extraOf(id)
 	var berr error
 	if x.backoff == nil {
 		x.backoff, berr = s.opts.newBackOff(x.newBackoff)
@@ -588,7 +601,7 @@ func (s *scheduler) retryNow(id int32) {
 		return
 	}
 	s.tick()
-	n.extra.retry = nil
+	s.refs[id].extra.retry = nil
 	s.makeReady(id)
 	s.spawn()
 }
@@ -632,7 +645,7 @@ func (s *scheduler) stop(state State, err error) {
 		if n.state.Final() {
 			continue
 		}
-		if x := n.extra; x != nil {
+		if x := s.refs[i].extra; x != nil {
 			if x.retry != nil {
 				x.retry.Stop()
 				x.retry = nil

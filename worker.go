@@ -96,15 +96,15 @@ func (s *scheduler) dismiss() {
 
 // start makes w run the next attempt of task id. s.mu is held.
 func (s *scheduler) start(w *worker, id int32) {
-	n := &s.nodes[id]
+	n, r := &s.nodes[id], &s.refs[id]
 	n.attempts++
 	if n.attempts == 1 {
 		n.started = s.stamp()
 	}
 	w.id, w.att, w.timedOut = id, n.attempts, false
-	w.fn, w.timeout, w.expand = n.fn, n.timeout, nil
+	w.fn, w.timeout, w.expand = r.fn, r.timeout, nil
 	if n.kind == kindExpand {
-		w.expand = n.extra.expand
+		w.expand = r.extra.expand
 	}
 	w.parent = s.groupOf(id).ctx
 	w.actx = s.newAttemptCtx()
@@ -328,18 +328,27 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	// Copy the output before taking the lock: dag keeps no reference to the
 	// task's map.
 	kvs := w.out[:0]
-	if o.err == nil {
+	if o.err == nil && len(o.out) > 0 {
 		for k, v := range o.out {
 			kvs = append(kvs, kv{k, v})
 		}
 	}
-	defer func() {
+	// No defer on this path, which every attempt takes: the user code that
+	// runs under the lock recovers its own panics, and any other panic here
+	// ends the program, with or without the lock held.
+	s.mu.Lock()
+	next := s.record(w, o, kvs, alive)
+	s.mu.Unlock()
+	if len(kvs) > 0 {
 		clear(kvs) // keep no reference to the values
 		w.out = kvs[:0]
-	}()
+	}
+	return next
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// record records the outcome of w's attempt, whose output was copied to
+// kvs, and says what w does next. s.mu is held.
+func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool) afterAttempt {
 	// Read the clock under the lock, so that event times never go back.
 	s.tick()
 	if s.state == Running && s.ctx.Err() != nil {
@@ -364,12 +373,12 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	case o.err != nil:
 		switch {
 		case o.store:
-			n.extraOf().err = o.err
+			s.extraOf(w.id).err = o.err
 			n.finished = s.stamp()
 			s.transition(w.id, Failed, w.att, o.err)
 			s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(w.id), Attempts: int(w.att), Err: o.err})
 		case o.skip:
-			n.extraOf().err = o.err
+			s.extraOf(w.id).err = o.err
 			n.finished = s.stamp()
 			s.transition(w.id, Skipped, w.att, o.err)
 			s.taskEnded(w.id, nil)
@@ -409,11 +418,12 @@ func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
 			return
 		}
 	}
+	r := &s.refs[id]
 	if len(out) > 0 {
-		n.out = append([]kv(nil), out...)
+		r.out = append([]kv(nil), out...)
 	}
-	if n.extra != nil {
-		n.extra.err = nil
+	if r.extra != nil {
+		r.extra.err = nil
 	}
 	n.finished = s.stamp()
 	if finished != 0 {

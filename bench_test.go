@@ -15,6 +15,7 @@ package dag_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -141,6 +142,73 @@ func bTasks(deps [][]int32, ctx bool) []dag.Task {
 		}
 	}
 	return tasks
+}
+
+// bSpec describes a task that passes values, as data: what an adapter
+// that runs tasks described elsewhere (a file, a database) holds before
+// it declares them to dag.
+type bSpec struct {
+	name, key   string
+	deps, reads []string // the tasks it depends on, and their keys
+	val         int
+}
+
+// bSpecs describes tasks like bTasks with ctx, by name.
+func bSpecs(deps [][]int32) map[string]*bSpec {
+	specs := make(map[string]*bSpec, len(deps))
+	for i, ds := range deps {
+		sp := &bSpec{name: bName(int32(i)), key: bKey(int32(i)), val: i,
+			deps: make([]string, len(ds)), reads: make([]string, len(ds))}
+		for k, d := range ds {
+			sp.deps[k], sp.reads[k] = bName(d), bKey(d)
+		}
+		specs[sp.name] = sp
+	}
+	return specs
+}
+
+// bRunSpec is the work of task sp: it reads its dependencies' keys and
+// writes its own.
+func bRunSpec(sp *bSpec, in dag.Values) (map[string]any, error) {
+	for _, k := range sp.reads {
+		if _, ok := in.Get(k); !ok {
+			return nil, fmt.Errorf("%s does not see %s", sp.key, k)
+		}
+	}
+	return map[string]any{sp.key: sp.val}, nil
+}
+
+// bDeclare declares the tasks of specs, in the order of names, with a
+// closure per task, or (oneFunc) with one Func for every task, which
+// finds its task's description by the name TaskInfoFromContext gives it.
+func bDeclare(specs map[string]*bSpec, names []string, oneFunc bool) []dag.Task {
+	tasks := make([]dag.Task, len(names))
+	shared := func(ctx context.Context, in dag.Values) (map[string]any, error) {
+		info, ok := dag.TaskInfoFromContext(ctx)
+		if !ok {
+			return nil, errors.New("no TaskInfo in the task's context")
+		}
+		return bRunSpec(specs[info.Task], in)
+	}
+	for i, name := range names {
+		sp := specs[name]
+		tasks[i] = dag.Task{Name: sp.name, DependsOn: sp.deps, Func: shared}
+		if !oneFunc {
+			tasks[i].Func = func(_ context.Context, in dag.Values) (map[string]any, error) {
+				return bRunSpec(sp, in)
+			}
+		}
+	}
+	return tasks
+}
+
+// bNames names n tasks in declaration order.
+func bNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = bName(int32(i))
+	}
+	return names
 }
 
 // bSleeper returns tasks like bTasks that each sleep for d.
@@ -501,6 +569,7 @@ func fairCases(n int) []fCase {
 		graph := sync.OnceValue(func() *fairGraph { return newFairGraph(deps()) })
 		noop := sync.OnceValue(func() []dag.Task { return bTasks(deps(), false) })
 		ctx := sync.OnceValue(func() []dag.Task { return bTasks(deps(), true) })
+		one := sync.OnceValue(func() []dag.Task { return bDeclare(bSpecs(deps()), bNames(n), true) })
 		for _, p := range []int{2, 64} {
 			cases = append(cases,
 				fCase{s.name, "noop", "dag", n, p, func(b *testing.B) {
@@ -523,6 +592,10 @@ func fairCases(n int) []fCase {
 					g := graph()
 					bMeasure(b, n, func() { fairFloor(g, p, fairValues, true) })
 				}},
+				fCase{s.name, "ctx-onefunc", "dag", n, p, func(b *testing.B) {
+					tasks := one()
+					bMeasure(b, n, func() { bRun(b, tasks, dag.Options{MaxParallel: p}) })
+				}},
 			)
 		}
 	}
@@ -532,11 +605,30 @@ func fairCases(n int) []fCase {
 // BenchmarkFair measures dag beside the fair floor (exec=fair) and the
 // name-resolving floor (exec=floor), at 10,000 tasks, with no-op tasks
 // (body=noop) and tasks that pass values through the job context
-// (body=ctx), with MaxParallel 2 and 64. Run it with -cpu 2; compare
-// figures of one run only (TestFairTable interleaves the executors).
+// (body=ctx, and body=ctx-onefunc where one Func serves every task), with
+// MaxParallel 2 and 64. Run it with -cpu 2; compare figures of one run
+// only (TestFairTable interleaves the executors).
 func BenchmarkFair(b *testing.B) {
 	for _, c := range fairCases(10_000) {
 		b.Run(c.name(), c.bench)
+	}
+}
+
+// BenchmarkDeclare measures what an adapter pays to declare 10,000 tasks
+// that it holds as data (bSpec): with a closure per task (body=ctx), or
+// with one Func for every task that finds its task from
+// TaskInfoFromContext (body=ctx-onefunc), which saves the closures. The
+// run of either costs the same (BenchmarkFair, body=ctx-onefunc).
+func BenchmarkDeclare(b *testing.B) {
+	const n = 10_000
+	specs, names := bSpecs(bLayered(n)), bNames(n)
+	for _, c := range []struct {
+		body    string
+		oneFunc bool
+	}{{"ctx", false}, {"ctx-onefunc", true}} {
+		b.Run("shape=layered/n=10000/body="+c.body, func(b *testing.B) {
+			bMeasure(b, n, func() { bDeclare(specs, names, c.oneFunc) })
+		})
 	}
 }
 
@@ -669,6 +761,15 @@ func TestBenchShapes(t *testing.T) {
 			}
 			if len(res.Context) != n {
 				t.Errorf("context has %d keys; want %d", len(res.Context), n)
+			}
+			// So does the Func shared by every task, which finds its task
+			// from TaskInfoFromContext.
+			job, err = dag.Run(t.Context(), bDeclare(bSpecs(deps), bNames(n), true), dag.Options{MaxParallel: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res, err = job.Wait(); err != nil || len(res.Context) != n {
+				t.Errorf("one Func for every task: Wait() = %d keys, %v; want %d, nil", len(res.Context), err, n)
 			}
 			bRunEvents(t, bTasks(deps, false))
 		})

@@ -402,36 +402,50 @@ func (s *scheduler) keepGoingError() error {
 }
 
 // result builds the job's Result as it is now. s.mu is held.
+//
+// It visits the nodes scope by scope, in the order they were added, rather
+// than through the groups: the map's order does not matter, and a walk of
+// the table reads each scope's names in sequence.
 func (s *scheduler) result() Result {
 	res := Result{
 		State:   s.state,
 		Context: s.store.final(),
 		Tasks:   make(map[string]TaskResult, len(s.nodes)),
 	}
-	s.inOrder(func(id int32) {
-		n := &s.nodes[id]
-		tr := TaskResult{
-			State:     n.state,
-			Attempts:  int(n.attempts),
-			Started:   s.timeOf(n.started),
-			Finished:  s.timeOf(n.finished),
-			Abandoned: int(n.abandoned),
-			Restored:  n.restored,
-		}
-		x := s.refs[id].extra
-		if x != nil {
-			tr.Err = x.err
-		}
-		if n.state == Completed {
-			tr.Output = kvMap(s.refs[id].out)
-			if n.kind == kindFunc && tr.Output == nil {
-				tr.Output = map[string]any{}
+	for _, sc := range s.scopes {
+		for l, name := range sc.g.names {
+			id := sc.base + int32(l)
+			if s.nodes[id].kind != kindClose {
+				res.Tasks[name] = s.taskResult(id)
 			}
 		}
-		if n.restored && x != nil && x.from != nil {
-			tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished
-		}
-		res.Tasks[s.name(id)] = tr
-	})
+	}
 	return res
+}
+
+// taskResult returns node id's TaskResult as it is now. s.mu is held.
+func (s *scheduler) taskResult(id int32) TaskResult {
+	n, r := &s.nodes[id], &s.refs[id]
+	tr := TaskResult{
+		State:     n.state,
+		Attempts:  int(n.attempts),
+		Started:   s.timeOf(n.started),
+		Finished:  s.timeOf(n.finished),
+		Abandoned: int(n.abandoned),
+		Restored:  n.restored,
+	}
+	x := r.extra
+	if x != nil {
+		tr.Err = x.err
+	}
+	if n.state == Completed {
+		tr.Output = kvMap(r.out)
+		if n.kind == kindFunc && tr.Output == nil {
+			tr.Output = map[string]any{}
+		}
+	}
+	if n.restored && x != nil && x.from != nil {
+		tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished
+	}
+	return tr
 }

@@ -22,6 +22,10 @@ import (
 type graph struct {
 	names []string // full paths; a close node has its group's name
 	nodes []gnode
+	// decls are the declarations (the caller's copies), by node; nil for a
+	// close node. The executor that runs the graph reads what it needs and
+	// drops them: a job keeps no reference to the caller's tasks.
+	decls []*Task
 	// deps[depOff[i]:depOff[i+1]] are the nodes node i depends on, sorted.
 	depOff, deps []int32
 	// outs[outOff[i]:outOff[i+1]] are the nodes that depend on node i, in
@@ -64,7 +68,6 @@ const (
 
 // gnode is what the graph knows of one node besides its edges.
 type gnode struct {
-	task  *Task // the declaration (the caller's copy); nil for a scope's close
 	kind  uint8
 	group int32 // the open node of the group the node is a member of; -1 if none
 	pair  int32 // for an open node its close node and back; -1 otherwise
@@ -75,11 +78,6 @@ func (g *graph) outsOf(i int32) []int32 { return g.outs[g.outOff[i]:g.outOff[i+1
 
 // flatNode is a node while the graph is built: its declaration, and the
 // prefix that its dependencies' names are relative to.
-type flatNode struct {
-	task   *Task
-	prefix string
-}
-
 // build validates tasks and returns their graph, for a job's own tasks.
 func build(tasks []Task) (*graph, error) { return buildScope(tasks, "", false) }
 
@@ -89,8 +87,10 @@ func build(tasks []Task) (*graph, error) { return buildScope(tasks, "", false) }
 func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 	var p problems
 	// Sized for a list without groups, the common case; groups grow them.
-	g := &graph{nodes: make([]gnode, 0, len(tasks)+1), names: make([]string, 0, len(tasks)+1)}
-	flat := make([]flatNode, 0, len(tasks)+1)
+	g := &graph{nodes: make([]gnode, 0, len(tasks)+1), names: make([]string, 0, len(tasks)+1), decls: make([]*Task, 0, len(tasks)+1)}
+	// groupPrefix holds the path prefix of each group's members, by the
+	// group's open node: "group/".
+	var groupPrefix map[int32]string
 	// Flatten groups, depth first, with a stack of its own: members follow
 	// their open node, then comes the close node.
 	type frame struct {
@@ -108,9 +108,9 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 				id := int32(len(g.nodes))
 				g.nodes[top.open].pair = id
 				open := g.nodes[top.open]
-				g.nodes = append(g.nodes, gnode{task: open.task, kind: kindClose, group: open.group, pair: top.open})
+				g.nodes = append(g.nodes, gnode{kind: kindClose, group: open.group, pair: top.open})
 				g.names = append(g.names, g.names[top.open])
-				flat = append(flat, flatNode{})
+				g.decls = append(g.decls, nil)
 			}
 			stack = stack[:len(stack)-1]
 			continue
@@ -137,9 +137,9 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 			n++
 			kind = kindExpand
 		}
-		g.nodes = append(g.nodes, gnode{task: t, kind: kind, group: top.open, pair: -1})
+		g.nodes = append(g.nodes, gnode{kind: kind, group: top.open, pair: -1})
 		g.names = append(g.names, name)
-		flat = append(flat, flatNode{task: t, prefix: top.prefix})
+		g.decls = append(g.decls, t)
 		total += len(t.DependsOn)
 		if t.Name == "" || n != 1 || t.Timeout < 0 || t.MaxRetries < NoRetries || t.Trigger >= numTriggers ||
 			(kind == kindOpen && t.MaxRetries != 0) || strings.IndexByte(t.Name, '/') >= 0 {
@@ -148,18 +148,22 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		}
 		if kind == kindOpen {
 			g.groups = true
-			stack = append(stack, frame{tasks: t.Sub, prefix: name + "/", open: id})
+			if groupPrefix == nil {
+				groupPrefix = make(map[int32]string)
+			}
+			groupPrefix[id] = name + "/"
+			stack = append(stack, frame{tasks: t.Sub, prefix: groupPrefix[id], open: id})
 		}
 	}
 	if closed {
 		g.nodes = append(g.nodes, gnode{kind: kindClose, group: -1, pair: -1})
 		g.names = append(g.names, strings.TrimSuffix(prefix, "/"))
-		flat = append(flat, flatNode{})
+		g.decls = append(g.decls, nil)
 	}
 	n := len(g.nodes)
 	index := make(map[string]int32, n)
 	for i := range g.nodes {
-		if g.nodes[i].kind == kindClose || g.nodes[i].task.Name == "" {
+		if g.nodes[i].kind == kindClose || g.decls[i].Name == "" {
 			continue
 		}
 		name := g.names[i]
@@ -177,18 +181,25 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 	// edges that groups add.
 	g.depOff = make([]int32, n+1)
 	g.deps = make([]int32, total)
-	resolve(flat, g.names, index, g.deps)
+	// prefixOf returns the prefix of node i's path: its dependencies are
+	// named relative to it.
+	prefixOf := func(i int) string {
+		if grp := g.nodes[i].group; grp >= 0 {
+			return groupPrefix[grp]
+		}
+		return prefix
+	}
+	resolve(g, prefixOf, index, g.deps)
 	read, w := 0, 0
 	for i := range n {
-		f := &flat[i]
 		start := w
-		if f.task != nil {
-			for _, d := range f.task.DependsOn {
+		if t := g.decls[i]; t != nil {
+			for _, d := range t.DependsOn {
 				switch j := g.deps[read]; j {
 				case depSelf:
 					p.add(ErrCycle, "task %s depends on itself", quote(g.names[i]))
 				case depUnknown:
-					p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(g.names[i]), quote(f.prefix+d))
+					p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(g.names[i]), quote(prefixOf(i)+d))
 				default:
 					if g.nodes[j].kind == kindOpen {
 						j = g.nodes[j].pair
@@ -422,28 +433,34 @@ const (
 // more than one goroutine.
 const parallelResolve = 1 << 13
 
-// resolve writes the node number of every dependency of the nodes, in
+// resolve writes the node number of every dependency of g's nodes, in
 // order, into out, or a marker. A dependency's name is relative to its
-// node's group (prefix). Large jobs are split among GOMAXPROCS goroutines,
-// which only read the index; resolve waits for them.
-func resolve(nodes []flatNode, names []string, index map[string]int32, out []int32) {
+// node's group (prefixOf). Large jobs are split among GOMAXPROCS
+// goroutines, which only read the graph and the index; resolve waits for
+// them.
+func resolve(g *graph, prefixOf func(int) string, index map[string]int32, out []int32) {
+	n := len(g.decls)
 	deps := func(i int) []string {
-		if nodes[i].task == nil {
+		if g.decls[i] == nil {
 			return nil
 		}
-		return nodes[i].task.DependsOn
+		return g.decls[i].DependsOn
 	}
 	chunk := func(lo, hi, at int) {
 		for i := lo; i < hi; i++ {
-			f := &nodes[i]
-			for _, d := range deps(i) {
+			ds := deps(i)
+			if len(ds) == 0 {
+				continue
+			}
+			prefix := prefixOf(i)
+			for _, d := range ds {
 				full := d
-				if f.prefix != "" {
-					full = f.prefix + d
+				if prefix != "" {
+					full = prefix + d
 				}
 				j, ok := index[full]
 				switch {
-				case full == names[i] && f.task.Name != "":
+				case full == g.names[i] && g.decls[i].Name != "":
 					j = depSelf
 				case !ok:
 					j = depUnknown
@@ -455,7 +472,7 @@ func resolve(nodes []flatNode, names []string, index map[string]int32, out []int
 	}
 	parts := min(runtime.GOMAXPROCS(0), len(out)/parallelResolve+1)
 	if parts <= 1 {
-		chunk(0, len(nodes), 0)
+		chunk(0, n, 0)
 		return
 	}
 	var wg sync.WaitGroup
@@ -463,7 +480,7 @@ func resolve(nodes []flatNode, names []string, index map[string]int32, out []int
 	for k := range parts {
 		// Split by dependencies, not tasks: one task may have them all.
 		hi, end := lo, at
-		for hi < len(nodes) && (k == parts-1 || end-at < len(out)/parts) {
+		for hi < n && (k == parts-1 || end-at < len(out)/parts) {
 			end += len(deps(hi))
 			hi++
 		}

@@ -57,14 +57,14 @@ func (l *Ledger) add(sc *scope, m *ledgerMap) {
 		if gn.kind == kindClose {
 			continue
 		}
-		lt := ledgerTask{sc: sc, local: int32(i), collect: gn.task.collect}
+		lt := ledgerTask{sc: sc, local: int32(i), collect: sc.g.decls[i].collect}
 		if m != nil && gn.group < 0 {
 			lt.private = true
 			m.left++
 		}
 		l.tasks[sc.g.names[i]] = lt
-		gn.task = nil
 	}
+	sc.g.decls = nil
 }
 
 // lookup finds a task by its full name.

@@ -77,6 +77,7 @@ type scheduler struct {
 	grace     *time.Timer    // guarded by mu: ends the abandon grace period
 	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
 	actxs     []attemptCtx   // guarded by mu: attempt contexts not handed out yet
+	kvs       []kv           // guarded by mu: the chunk that keepOut copies outputs to
 }
 
 // node is the scheduler's record of one node: a task, a group's open node,
@@ -223,7 +224,7 @@ func (s *scheduler) addNodes(k int32, inherit *Task) {
 		if gn.kind == kindClose {
 			continue
 		}
-		t := gn.task
+		t := g.decls[i]
 		r.fn, r.timeout, n.tolerate, n.trigger = t.Func, t.Timeout, t.ContinueOnFailure, t.Trigger
 		retries := t.MaxRetries
 		bo := t.Backoff
@@ -253,9 +254,7 @@ func (s *scheduler) addNodes(k int32, inherit *Task) {
 		s.remaining++
 	}
 	// The graph's declarations belong to the caller: keep no reference.
-	for i := range g.nodes {
-		g.nodes[i].task = nil
-	}
+	g.decls = nil
 }
 
 // queueRoots queues for decision the nodes of scope k that depend on

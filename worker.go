@@ -420,7 +420,7 @@ func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
 	}
 	r := &s.refs[id]
 	if len(out) > 0 {
-		r.out = append([]kv(nil), out...)
+		r.out = s.keepOut(out)
 	}
 	if r.extra != nil {
 		r.extra.err = nil
@@ -431,6 +431,25 @@ func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
 	}
 	s.transition(id, Completed, att, nil)
 	s.taskEnded(id, nil)
+}
+
+// kvChunk is how many output entries the scheduler allocates together.
+const kvChunk = 256
+
+// keepOut returns a copy of a completed task's output, taken from a chunk
+// shared with other tasks' outputs: one allocation per 256 entries rather
+// than one per task. s.mu is held.
+func (s *scheduler) keepOut(out []kv) []kv {
+	if len(out) > cap(s.kvs)-len(s.kvs) {
+		if len(out) > kvChunk/4 {
+			return append([]kv(nil), out...)
+		}
+		// A small job's chunk is no bigger than its outputs can fill.
+		s.kvs = make([]kv, 0, min(kvChunk, len(out)*s.remaining))
+	}
+	start := len(s.kvs)
+	s.kvs = append(s.kvs, out...)
+	return s.kvs[start:len(s.kvs):len(s.kvs)]
 }
 
 // expire fails attempt att of task id, run by w, when its Timeout passes.

@@ -834,14 +834,16 @@ func TestFairTable(t *testing.T) {
 		p                 int
 	}
 	ns := map[key][]float64{}
+	cpu := map[key][]float64{}
 	bytes := map[key][]float64{}
 	for round := range *bFair {
 		for _, c := range cases {
 			r := testing.Benchmark(c.bench)
 			k := key{c.shape, c.body, c.exec, c.p}
 			ns[k] = append(ns[k], r.Extra["ns/task"])
+			cpu[k] = append(cpu[k], r.Extra["cpu-ns/task"])
 			bytes[k] = append(bytes[k], r.Extra["B/task"])
-			t.Logf("round %d: %s: %.0f ns/task", round+1, c.name(), r.Extra["ns/task"])
+			t.Logf("round %d: %s: %.0f ns/task, %.0f cpu-ns/task", round+1, c.name(), r.Extra["ns/task"], r.Extra["cpu-ns/task"])
 		}
 	}
 	span := func(xs []float64, format string) string {
@@ -858,30 +860,33 @@ func TestFairTable(t *testing.T) {
 		}
 		return r
 	}
+	bodies := []string{"noop", "ctx", "ctx-onefunc"}
+	fairBody := func(body string) string { return strings.TrimSuffix(body, "-onefunc") }
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d tasks, GOMAXPROCS %d, %s/%s, %s; ranges over %d interleaved rounds\n\n",
 		n, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), *bFair)
-	sb.WriteString("| shape | body | MaxParallel | fair ns/task | dag ns/task | dag B/task | dag / fair | dag / name-resolving floor |\n")
-	sb.WriteString("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	sb.WriteString("| shape | body | MaxParallel | fair ns/task | dag ns/task | dag / fair | dag / fair, CPU time | dag B/task | dag / name-resolving floor |\n")
+	sb.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range fairShapes {
-		for _, body := range []string{"noop", "ctx"} {
+		for _, body := range bodies {
 			for _, p := range []int{2, 64} {
-				d, f := ns[key{s.name, body, "dag", p}], ns[key{s.name, body, "fair", p}]
+				d, f := key{s.name, body, "dag", p}, key{s.name, fairBody(body), "fair", p}
 				fl := "–"
 				if o := ns[key{s.name, body, "floor", p}]; o != nil {
-					fl = span(ratio(d, o), "%.2f")
+					fl = span(ratio(ns[d], o), "%.2f")
 				}
-				fmt.Fprintf(&sb, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, body, p,
-					span(f, "%.0f"), span(d, "%.0f"), span(bytes[key{s.name, body, "dag", p}], "%.0f"),
-					span(ratio(d, f), "%.2f"), fl)
+				fmt.Fprintf(&sb, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", s.name, body, p,
+					span(ns[f], "%.0f"), span(ns[d], "%.0f"), span(ratio(ns[d], ns[f]), "%.1f"),
+					span(ratio(cpu[d], cpu[f]), "%.1f"), span(bytes[d], "%.0f"), fl)
 			}
 		}
 	}
-	sb.WriteString("\n| shape | body | dag p64 / p2 | fair p64 / p2 |\n|---|---|--:|--:|\n")
+	sb.WriteString("\n| shape | body | dag p64 / p2 | dag p64 / p2, CPU time | fair p64 / p2 |\n|---|---|--:|--:|--:|\n")
 	for _, s := range fairShapes {
 		for _, body := range []string{"noop", "ctx"} {
-			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", s.name, body,
-				span(ratio(ns[key{s.name, body, "dag", 64}], ns[key{s.name, body, "dag", 2}]), "%.2f"),
+			d64, d2 := key{s.name, body, "dag", 64}, key{s.name, body, "dag", 2}
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", s.name, body,
+				span(ratio(ns[d64], ns[d2]), "%.2f"), span(ratio(cpu[d64], cpu[d2]), "%.2f"),
 				span(ratio(ns[key{s.name, body, "fair", 64}], ns[key{s.name, body, "fair", 2}]), "%.2f"))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ type scheduler struct {
 	doneResult Result
 	doneErr    error
 	root       *groupRun              // the job as a group
+	// nested is set when the job has a group or an Expand: without, every
+	// task is a member of the job itself.
+	nested bool
 	resume     map[string]*TaskResult // Options.Resume's tasks; nil without it
 
 	t0 time.Time // when Run started the job
@@ -176,6 +180,7 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 		}
 	}
 	s.scopes = []*scope{{g: g, owner: -1}}
+	s.nested = g.groups || slices.ContainsFunc(g.nodes, func(n gnode) bool { return n.kind == kindExpand })
 	s.nodes = make([]node, 0, len(g.nodes))
 	s.refs = make([]nodeRefs, 0, len(g.nodes))
 	s.addNodes(0, nil)
@@ -290,6 +295,9 @@ func (s *scheduler) jobName() string {
 
 // groupOf returns the running group node id is a member of.
 func (s *scheduler) groupOf(id int32) *groupRun {
+	if !s.nested {
+		return s.root
+	}
 	sc, l := s.loc(id)
 	if grp := sc.g.nodes[l].group; grp >= 0 {
 		return s.refs[sc.base+grp].extra.group

@@ -70,6 +70,8 @@ type scheduler struct {
 	nodes     []node         // guarded by mu: every node of every scope, by job-wide number
 	refs      []nodeRefs     // guarded by mu: the part of each node with pointers, by number
 	ready     []uint64       // guarded by mu: a heap of readyKey
+	run       []uint64       // guarded by mu: readyKeys in order, beside the heap; run[runAt:] are queued
+	runAt     int            // guarded by mu
 	counts    [numStates]int // guarded by mu: tasks by state
 	running   []*worker      // guarded by mu: workers counted against MaxParallel
 	idle      []*worker      // guarded by mu: parked workers, waiting for a ready task
@@ -664,7 +666,7 @@ func (s *scheduler) stop(state State, err error) {
 		n.finished = s.stamp()
 		s.transition(int32(i), Canceled, n.attempts, nil)
 	}
-	s.ready = s.ready[:0]
+	s.clearReady()
 	s.decide = s.decide[:0]
 	s.dismiss()
 	if len(s.running) > 0 {

@@ -57,10 +57,10 @@ type scheduler struct {
 	doneResult Result
 	doneErr    error
 	root       *groupRun              // the job as a group
+	resume     map[string]*TaskResult // Options.Resume's tasks; nil without it
 	// nested is set when the job has a group or an Expand: without, every
 	// task is a member of the job itself.
 	nested bool
-	resume     map[string]*TaskResult // Options.Resume's tasks; nil without it
 
 	t0 time.Time // when Run started the job
 

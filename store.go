@@ -112,6 +112,13 @@ func (s *store) get(sc *scope, t int32, key string) (any, bool) {
 // or nil. The writes t depends on are a prefix of c: the search asks about
 // O(log len(c)) writers, one for a key written once.
 func visible(sc *scope, t int32, c *chain) *entry {
+	if len(c.more) == 0 {
+		// A key written once, the common case: one question, no search.
+		if e := &c.first; e.sc == nil || reach(sc, t, e.sc, e.task) {
+			return e
+		}
+		return nil
+	}
 	n := c.len()
 	i := sort.Search(n, func(i int) bool {
 		e := c.at(i)

@@ -123,7 +123,10 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 			return nil, p.err()
 		}
 		id := int32(len(g.nodes))
-		name := top.prefix + t.Name
+		name := t.Name
+		if top.prefix != "" {
+			name = top.prefix + name
+		}
 		kind := kindFunc
 		n := 0
 		if t.Func != nil {
@@ -161,17 +164,31 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		g.decls = append(g.decls, nil)
 	}
 	n := len(g.nodes)
+	// One map operation per name: names are indexed without a check, the
+	// later of two equal names winning, and only a list whose index ends
+	// up short of its names has duplicates to find and report.
 	index := make(map[string]int32, n)
+	named := 0
 	for i := range g.nodes {
 		if g.nodes[i].kind == kindClose || g.decls[i].Name == "" {
 			continue
 		}
-		name := g.names[i]
-		if first, dup := index[name]; dup {
-			p.add(ErrDuplicateTask, "task %s is declared twice (#%d and #%d); task names must be unique", quote(name), first, i)
-			continue
+		index[g.names[i]] = int32(i)
+		named++
+	}
+	if len(index) < named {
+		clear(index)
+		for i := range g.nodes {
+			if g.nodes[i].kind == kindClose || g.decls[i].Name == "" {
+				continue
+			}
+			name := g.names[i]
+			if first, dup := index[name]; dup {
+				p.add(ErrDuplicateTask, "task %s is declared twice (#%d and #%d); task names must be unique", quote(name), first, i)
+				continue
+			}
+			index[name] = int32(i)
 		}
-		index[name] = int32(i)
 	}
 
 	// Resolve dependencies into the flat deps slice, sorted and without
@@ -210,9 +227,12 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 				read++
 			}
 		}
-		mine := g.deps[start:w]
-		slices.Sort(mine)
-		w = start + len(slices.Compact(mine))
+		if mine := g.deps[start:w]; len(mine) > 1 {
+			if !slices.IsSorted(mine) {
+				slices.Sort(mine)
+			}
+			w = start + len(slices.Compact(mine))
+		}
 		g.depOff[i+1] = int32(w)
 	}
 	g.deps = g.deps[:w]

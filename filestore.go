@@ -83,6 +83,10 @@ type FileStore struct {
 	// serial turns group commit off: each Save writes and fsyncs its own
 	// record. Tests and benchmarks set it to compare.
 	serial bool
+	// hook, if set, is called by tests when a Save has queued its entry
+	// ("queued", under the log's lock) and when a leader is about to write
+	// a batch ("write", with the number of entries).
+	hook func(event string, entries int)
 
 	mu   sync.Mutex
 	logs map[string]*jobLog // guarded by mu: the logs in use, or whose end is known
@@ -304,7 +308,7 @@ func (s *FileStore) acquire(job string) *jobLog {
 	defer s.mu.Unlock()
 	l := s.logs[job]
 	if l == nil {
-		l = &jobLog{path: s.logPath(job), end: -1}
+		l = &jobLog{path: s.logPath(job), end: -1, hook: s.hook}
 		l.cond.L = &l.mu
 		l.cur = new(batch)
 		s.logs[job] = l
@@ -359,7 +363,8 @@ func (s *FileStore) forget(job string) {
 // looks again, and the one whose batch is not done leads.
 type jobLog struct {
 	path string
-	refs int // guarded by FileStore.mu
+	hook func(string, int) // FileStore.hook
+	refs int               // guarded by FileStore.mu
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when writing goes false; L is &mu
@@ -374,10 +379,11 @@ type jobLog struct {
 // A batch is a run of Saves written with one write and one fsync: as one
 // record, or several if it is larger than maxFrame.
 type batch struct {
-	buf    []byte // frames: header (filled in by seal), then entries
-	frames []int  // offset in buf of each frame
-	done   bool
-	err    error
+	buf     []byte // frames: header (filled in by seal), then entries
+	frames  []int  // offset in buf of each frame
+	entries int
+	done    bool
+	err     error
 }
 
 func (b *batch) add(entry []byte) {
@@ -386,6 +392,7 @@ func (b *batch) add(entry []byte) {
 		b.buf = append(b.buf, make([]byte, frameHeader)...)
 	}
 	b.buf = append(b.buf, entry...)
+	b.entries++
 }
 
 // seal fills in the frame headers and returns the bytes to write.
@@ -416,6 +423,9 @@ func (l *jobLog) commit(entry []byte, group bool) error {
 	}
 	b := l.cur
 	b.add(entry)
+	if l.hook != nil {
+		l.hook("queued", b.entries)
+	}
 	for !b.done {
 		if l.writing {
 			l.cond.Wait()
@@ -433,6 +443,9 @@ func (l *jobLog) lead(b *batch) {
 	l.writing = true
 	end := l.end
 	l.mu.Unlock()
+	if l.hook != nil {
+		l.hook("write", b.entries)
+	}
 	end, err := l.write(end, b.seal())
 	l.mu.Lock()
 	l.end = end

@@ -68,3 +68,6 @@ func flock(f *os.File, how int) error {
 	})
 	return errors.Join(err, ferr)
 }
+
+// flockLocks reports that Lock excludes other processes here.
+const flockLocks = true

@@ -99,20 +99,20 @@ func ExampleRun() {
 		fmt.Printf("%s: %v\n", k, res.Context[k])
 	}
 	// Output:
-	// job pending -> running
-	// task "dice-banana" pending -> ready (attempt 1)
-	// task "dice-mango" pending -> ready (attempt 1)
-	// task "dice-banana" ready -> running (attempt 1)
-	// task "dice-banana" running -> completed (attempt 1)
-	// task "dice-mango" ready -> running (attempt 1)
-	// task "dice-mango" running -> completed (attempt 1)
-	// task "blend" pending -> ready (attempt 1)
-	// task "blend" ready -> running (attempt 1)
-	// task "blend" running -> completed (attempt 1)
-	// task "garnish" pending -> ready (attempt 1)
-	// task "garnish" ready -> running (attempt 1)
-	// task "garnish" running -> completed (attempt 1)
-	// job running -> completed
+	// job "smoothie" pending -> running
+	// job "smoothie": task "dice-banana" pending -> ready (attempt 1)
+	// job "smoothie": task "dice-mango" pending -> ready (attempt 1)
+	// job "smoothie": task "dice-banana" ready -> running (attempt 1)
+	// job "smoothie": task "dice-banana" running -> completed (attempt 1)
+	// job "smoothie": task "dice-mango" ready -> running (attempt 1)
+	// job "smoothie": task "dice-mango" running -> completed (attempt 1)
+	// job "smoothie": task "blend" pending -> ready (attempt 1)
+	// job "smoothie": task "blend" ready -> running (attempt 1)
+	// job "smoothie": task "blend" running -> completed (attempt 1)
+	// job "smoothie": task "garnish" pending -> ready (attempt 1)
+	// job "smoothie": task "garnish" ready -> running (attempt 1)
+	// job "smoothie": task "garnish" running -> completed (attempt 1)
+	// job "smoothie" running -> completed
 	// completed <nil>
 	// diced-banana: aaabnn
 	// diced-mango: agmno

@@ -12,7 +12,7 @@ package dag_test
 // falling behind while other jobs load the CPU. The soak therefore runs in
 // real time, on purpose, many jobs at once (-dag.soakpar, 32 by default) on
 // goroutines the test owns, and checks only what must hold whatever the
-// timing: the invariants of the property test (stCheck), a MaxParallel bound
+// timing: the invariants of the property test (checkJob), a MaxParallel bound
 // counted exactly (the attempts whose context has not ended, read with
 // ctx.Err() under the probe's lock, not by goroutines that may run late),
 // the cause of every failed attempt and of every stop, what each Func sees in
@@ -161,7 +161,7 @@ func skNewCase(seed uint64, p *skProbe, release <-chan struct{}) skCase {
 	st := p.st
 	r := rand.New(rand.NewPCG(seed, 0x50a4))
 	n := 1 + r.IntN(24)
-	tasks := stRandomDAG(r, n, 0.05+0.3*r.Float64())
+	tasks := randomDAG(r, n, 0.05+0.3*r.Float64())
 	// Some jobs run clean and deep, others fail at every step.
 	faultRate := []float64{0, 0.05, 0.15, 0.3, 0.6}[r.IntN(5)]
 	c := skCase{
@@ -486,8 +486,8 @@ func skRunJob(t *testing.T, st *skStats, seed uint64) {
 	}
 	bg.Wait()
 
-	out := stOutcome{Res: res, Err: werr, Events: evs}
-	stCheck(t, c.tasks, c.opts, out)
+	out := outcome{Res: res, Err: werr, Events: evs}
+	checkJob(t, c.tasks, c.opts, out)
 	skCheck(t, st, c, p, out, waited, stopped.Load())
 
 	if pr := job.Progress(); pr.State != res.State || pr.Completed+pr.Failed+pr.Canceled != len(c.tasks) {
@@ -505,8 +505,8 @@ func skRunJob(t *testing.T, st *skStats, seed uint64) {
 	}
 }
 
-// skCheck checks what stCheck does not, and adds the job to the figures.
-func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out stOutcome, waited time.Time, stopped bool) {
+// skCheck checks what checkJob does not, and adds the job to the figures.
+func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out outcome, waited time.Time, stopped bool) {
 	t.Helper()
 	res, evs := out.Res, out.Events
 	p.mu.Lock()

@@ -1,0 +1,400 @@
+package dag_test
+
+// The checkers every job's outcome must pass. checkLegal checks the
+// transitions alone, against the table in the doc of dag.State; checkJob
+// checks all that must hold of a job's events, Result and Wait's error
+// given its tasks and options. Tests of new features call them on every
+// job they run.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dagrun/dag"
+)
+
+// legal reports whether a task may move from one state to another, as the
+// table in the doc of dag.State says. Two transitions are only for some
+// tasks: Pending -> Running for a group (a task with children, whose
+// events name it "group/child"), and Pending -> Completed for a task
+// restored from an earlier run.
+func legal(from, to dag.State, group, restored bool) bool {
+	switch {
+	case to == dag.Canceled:
+		return !from.Final()
+	case from == dag.Pending:
+		switch to {
+		case dag.Ready, dag.Skipped, dag.UpstreamFailed:
+			return true
+		case dag.Running:
+			return group
+		case dag.Completed:
+			return restored
+		}
+	case from == dag.Ready:
+		return to == dag.Running
+	case from == dag.Running:
+		return to == dag.Completed || to == dag.Failed || to == dag.Retrying || to == dag.Skipped
+	case from == dag.Retrying:
+		return to == dag.Ready
+	}
+	return false
+}
+
+// parentOf returns the group of a task named "group/child", or "".
+func parentOf(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// checkLegal checks the transitions of a job's events, and nothing else:
+// the job's first event is its Pending -> Running and its last the move to
+// its final state, with no other job event; each task's event starts from
+// the state the task's previous event left it in (Pending at first), no
+// event follows a task's final one, every task ends before the job does,
+// and every transition is in the table of dag.State. A task is a group if
+// some event names one of its children ("group/child"); a child leaves
+// Pending for Ready or Running only while its group is Running, and a
+// group Completes or is Skipped only after all its children ended. The
+// tasks named in restored may move Pending -> Completed; no other may.
+func checkLegal(t testing.TB, evs []dag.Event, restored ...string) {
+	t.Helper()
+	if len(evs) < 2 {
+		t.Errorf("got %d events; want at least the job's first and final", len(evs))
+		return
+	}
+	if e := evs[0]; e.Task != "" || e.From != dag.Pending || e.To != dag.Running {
+		t.Errorf("first event %v; want the job's pending -> running", e)
+	}
+	if e := evs[len(evs)-1]; e.Task != "" || e.From != dag.Running || (e.To != dag.Completed && e.To != dag.Failed && e.To != dag.Canceled) {
+		t.Errorf("last event %v; want the job's move from running to completed, failed or canceled", e)
+	}
+	isRestored := map[string]bool{}
+	for _, name := range restored {
+		isRestored[name] = true
+	}
+	groups := map[string]bool{}
+	for _, e := range evs {
+		for p := parentOf(e.Task); p != ""; p = parentOf(p) {
+			groups[p] = true
+		}
+	}
+	state := map[string]dag.State{}
+	children := map[string][]string{} // of each group, in order of their first event
+	for i, e := range evs {
+		if e.Task == "" {
+			if i != 0 && i != len(evs)-1 {
+				t.Errorf("event %d (%v) is a job event in the middle of the stream", i, e)
+			}
+			continue
+		}
+		from, seen := state[e.Task]
+		if !seen {
+			if p := parentOf(e.Task); p != "" {
+				children[p] = append(children[p], e.Task)
+			}
+		}
+		if e.From != from {
+			t.Errorf("event %d (%v): task %q was %v", i, e, e.Task, from)
+		}
+		if from.Final() {
+			t.Errorf("event %d (%v) comes after the task's final event", i, e)
+		}
+		if !legal(e.From, e.To, groups[e.Task], isRestored[e.Task]) {
+			t.Errorf("event %d (%v) is not a legal transition (group %t, restored %t)", i, e, groups[e.Task], isRestored[e.Task])
+		}
+		if p := parentOf(e.Task); p != "" && e.From == dag.Pending && (e.To == dag.Ready || e.To == dag.Running) && state[p] != dag.Running {
+			t.Errorf("event %d (%v): its group %q is %v; want running", i, e, p, state[p])
+		}
+		if groups[e.Task] && (e.To == dag.Completed || e.To == dag.Skipped) {
+			for _, c := range children[e.Task] {
+				if !state[c].Final() {
+					t.Errorf("event %d (%v): its child %q is still %v", i, e, c, state[c])
+				}
+			}
+		}
+		state[e.Task] = e.To
+	}
+	for name, s := range state {
+		if !s.Final() {
+			t.Errorf("task %q is %v at the job's end; want a final state", name, s)
+		}
+	}
+}
+
+// outcome is what one job did.
+type outcome struct {
+	Res    dag.Result
+	Err    error
+	Events []dag.Event
+}
+
+// checkJob checks what must hold of every job: checkLegal's rules, and
+// the events against the tasks and options (attempt numbers, errors,
+// trigger rules, MaxParallel, the job's name), the Result's agreement with
+// the events, and Wait's error. Children of groups are checked by their
+// full names; the children an Expand returns are checked as far as the
+// events alone allow.
+func checkJob(t *testing.T, tasks []dag.Task, opts dag.Options, out outcome) {
+	t.Helper()
+	var restored []string
+	for name, tr := range out.Res.Tasks {
+		if tr.Restored {
+			restored = append(restored, name)
+		}
+	}
+	checkLegal(t, out.Events, restored...)
+	checkEvents(t, flatten(tasks, ""), opts, out)
+	checkWaitErr(t, flatten(tasks, ""), opts, out)
+}
+
+// flatten lists tasks and the children of their groups (Task.Sub) by full
+// name, with DependsOn in full names too.
+func flatten(tasks []dag.Task, prefix string) map[string]dag.Task {
+	all := map[string]dag.Task{}
+	for _, task := range tasks {
+		full := prefix + task.Name
+		deps := make([]string, len(task.DependsOn))
+		for i, d := range task.DependsOn {
+			deps[i] = prefix + d
+		}
+		task.Name, task.DependsOn = full, deps
+		all[full] = task
+		for name, c := range flatten(task.Sub, full+"/") {
+			all[name] = c
+		}
+	}
+	return all
+}
+
+// expandedFrom returns the Expand task that name is a child of, if any.
+func expandedFrom(all map[string]dag.Task, name string) (dag.Task, bool) {
+	for p := parentOf(name); p != ""; p = parentOf(p) {
+		if task, ok := all[p]; ok {
+			return task, task.Expand != nil
+		}
+	}
+	return dag.Task{}, false
+}
+
+func checkEvents(t *testing.T, all map[string]dag.Task, opts dag.Options, out outcome) {
+	t.Helper()
+	evs := out.Events
+	if len(evs) < 2 {
+		return // checkLegal said so
+	}
+	wantFirst := dag.Event{Job: opts.Name, From: dag.Pending, To: dag.Running}
+	if diff := cmp.Diff(wantFirst, evs[0], ignoreTimes); diff != "" {
+		t.Errorf("first event mismatch (-want +got):\n%s", diff)
+	}
+	wantLast := dag.Event{Job: opts.Name, From: dag.Running, To: out.Res.State, Err: out.Err}
+	if diff := cmp.Diff(wantLast, evs[len(evs)-1], ignoreTimes); diff != "" {
+		t.Errorf("final event mismatch (-want +got):\n%s", diff)
+	}
+
+	type seq struct {
+		state        dag.State
+		runs         int
+		firstRun     time.Time
+		final        *dag.Event
+		lastRetryErr error
+		dynamic      bool // a child of an Expand: its task is not declared
+		group        bool
+	}
+	seqs := make(map[string]*seq, len(all))
+	for name, task := range all {
+		seqs[name] = &seq{group: task.Sub != nil}
+	}
+	for _, e := range evs {
+		if p := parentOf(e.Task); p != "" && seqs[p] != nil {
+			seqs[p].group = true
+		}
+	}
+	running := 0 // attempts holding a worker
+	for i := range evs {
+		e := &evs[i]
+		if e.Job != opts.Name {
+			t.Errorf("event %d (%v) names job %q; want %q", i, e, e.Job, opts.Name)
+		}
+		if e.Task == "" {
+			continue
+		}
+		task, declared := all[e.Task]
+		s := seqs[e.Task]
+		if s == nil {
+			if _, ok := expandedFrom(all, e.Task); !ok {
+				t.Errorf("event %d (%v) names an unknown task", i, e)
+				continue
+			}
+			s = &seq{dynamic: true}
+			seqs[e.Task] = s
+		}
+		wantAttempt := s.runs
+		switch e.To {
+		case dag.Running:
+			s.runs++
+			wantAttempt = s.runs
+			if s.runs == 1 {
+				s.firstRun = e.Time
+			}
+		case dag.Ready:
+			wantAttempt = s.runs + 1
+		}
+		restoredTask := e.From == dag.Pending && e.To == dag.Completed
+		if e.Attempt != wantAttempt && !restoredTask {
+			t.Errorf("event %d (%v) has attempt %d; want %d", i, e, e.Attempt, wantAttempt)
+		}
+		if e.To != dag.Skipped {
+			if wantErr := e.To == dag.Failed || e.To == dag.Retrying; (e.Err != nil) != wantErr {
+				t.Errorf("event %d (%v) has error %v; want an error: %t", i, e, e.Err, wantErr)
+			}
+		}
+		if declared && e.From == dag.Pending && e.To != dag.Canceled && !restoredTask {
+			checkTrigger(t, i, e, task, all, seqs[parentOf(e.Task)] == nil || seqs[parentOf(e.Task)].state == dag.Running,
+				func(name string) dag.State { return seqs[name].state })
+		}
+		if !s.group {
+			if e.To == dag.Running {
+				running++
+			}
+			if e.From == dag.Running {
+				running--
+			}
+		}
+		if opts.MaxParallel > 0 && running > opts.MaxParallel {
+			t.Errorf("event %d (%v): %d attempts running; MaxParallel is %d", i, e, running, opts.MaxParallel)
+		}
+		if e.To == dag.Retrying {
+			s.lastRetryErr = e.Err
+		}
+		s.state = e.To
+		if e.To.Final() {
+			s.final = e
+		}
+	}
+
+	for name := range out.Res.Tasks {
+		if seqs[name] == nil {
+			t.Errorf("Result.Tasks has %q, which no task and no event names", name)
+		}
+	}
+	for name, s := range seqs {
+		tr, ok := out.Res.Tasks[name]
+		if !ok {
+			t.Errorf("Result.Tasks lacks %q", name)
+			continue
+		}
+		if s.final == nil {
+			t.Errorf("task %q has no final event; its last state is %v", name, s.state)
+			continue
+		}
+		if tr.State != s.final.To {
+			t.Errorf("Result.Tasks[%q].State = %v; its final event says %v", name, tr.State, s.final.To)
+		}
+		if tr.Restored {
+			continue // its attempts and times are those of the run it was restored from
+		}
+		if tr.Attempts != s.runs {
+			t.Errorf("Result.Tasks[%q].Attempts = %d; its events show %d Running", name, tr.Attempts, s.runs)
+		}
+		var wantErr error
+		switch tr.State {
+		case dag.Failed:
+			wantErr = s.final.Err
+		case dag.Canceled:
+			wantErr = s.lastRetryErr
+		case dag.Skipped:
+			wantErr = tr.Err // ErrSkip's error, when an attempt returned it
+		}
+		if !errors.Is(tr.Err, wantErr) || (tr.Err == nil) != (wantErr == nil) {
+			t.Errorf("Result.Tasks[%q].Err = %v; want %v", name, tr.Err, wantErr)
+		}
+		if !tr.Started.Equal(s.firstRun) {
+			t.Errorf("Result.Tasks[%q].Started = %v; its first Running event is at %v", name, tr.Started, s.firstRun)
+		}
+		if !tr.Finished.Equal(s.final.Time) {
+			t.Errorf("Result.Tasks[%q].Finished = %v; its final event is at %v", name, tr.Finished, s.final.Time)
+		}
+	}
+}
+
+// checkTrigger checks event i, which takes a declared task out of Pending
+// (to Ready, to Running for a group, to Skipped or UpstreamFailed), against
+// the task's dependencies and trigger rule. groupRuns is false when the
+// task's group is not running: then its children end without running.
+func checkTrigger(t *testing.T, i int, e *dag.Event, task dag.Task, all map[string]dag.Task, groupRuns bool, stateOf func(string) dag.State) {
+	t.Helper()
+	if !groupRuns && (e.To == dag.Skipped || e.To == dag.UpstreamFailed) {
+		return // the group did not run
+	}
+	states := make([]dag.State, len(task.DependsOn))
+	tolerated := make([]bool, len(task.DependsOn))
+	for k, d := range task.DependsOn {
+		states[k] = stateOf(d)
+		tolerated[k] = all[d].ContinueOnFailure
+		if !states[k].Final() {
+			t.Errorf("event %d (%v): dependency %q is %v; want it ended", i, e, d, states[k])
+			return
+		}
+	}
+	decided := task.Trigger.Decide(states, tolerated)
+	switch e.To {
+	case dag.Ready, dag.Running:
+		if decided != dag.Running {
+			t.Errorf("event %d (%v): trigger %v on dependencies %v %v says %v; want it to run", i, e, task.Trigger, task.DependsOn, states, decided)
+		}
+	case dag.Skipped:
+		if decided != dag.Skipped && !(decided == dag.Running && task.When != nil) {
+			t.Errorf("event %d (%v): trigger %v on dependencies %v %v says %v, and When is nil", i, e, task.Trigger, task.DependsOn, states, decided)
+		}
+	case dag.UpstreamFailed:
+		if decided != dag.UpstreamFailed {
+			t.Errorf("event %d (%v): trigger %v on dependencies %v %v says %v", i, e, task.Trigger, task.DependsOn, states, decided)
+		}
+	}
+}
+
+func checkWaitErr(t *testing.T, all map[string]dag.Task, opts dag.Options, out outcome) {
+	t.Helper()
+	if out.Err != nil && opts.Name != "" && !strings.Contains(out.Err.Error(), opts.Name) {
+		t.Errorf("Wait's error %q does not name the job %q", out.Err, opts.Name)
+	}
+	if out.Err != nil && (!strings.HasPrefix(out.Err.Error(), "dag: ") || strings.Count(out.Err.Error(), "dag: ") != 1) {
+		t.Errorf("Wait's error %q; want it to start with \"dag: \" and say it once", out.Err)
+	}
+	switch out.Res.State {
+	case dag.Completed:
+		if out.Err != nil {
+			t.Errorf("Wait() = %v for a completed job; want nil", out.Err)
+		}
+	case dag.Failed:
+		var te *dag.TaskError
+		if !errors.As(out.Err, &te) {
+			t.Errorf("Wait() = %v for a failed job; want a *dag.TaskError", out.Err)
+			return
+		}
+		tr := out.Res.Tasks[te.Task]
+		if tr.State != dag.Failed {
+			t.Errorf("Wait's error names task %q, which is %v; want a failed task", te.Task, tr.State)
+		}
+		if te.Job != opts.Name || te.Attempts != tr.Attempts || !errors.Is(te.Err, tr.Err) {
+			t.Errorf("Wait() = %#v; want Job %q, Attempts %d and Err %v, as Result.Tasks says", te, opts.Name, tr.Attempts, tr.Err)
+		}
+		if all[te.Task].ContinueOnFailure && !errors.Is(out.Err, dag.ErrConflict) {
+			t.Errorf("task %q failed the job although it has ContinueOnFailure", te.Task)
+		}
+	case dag.Canceled:
+		if !errors.Is(out.Err, context.Canceled) && !errors.Is(out.Err, context.DeadlineExceeded) {
+			t.Errorf("Wait() = %v for a canceled job; want an error matching context.Canceled or context.DeadlineExceeded", out.Err)
+		}
+	default:
+		t.Errorf("Result.State = %v; want Completed, Failed or Canceled", out.Res.State)
+	}
+}

@@ -395,6 +395,7 @@ func BenchmarkSleep(b *testing.B) {
 // Its 10,000 tasks have more dependencies than Validate resolves on one
 // goroutine, so it covers the parallel resolution too.
 func TestBenchShapes(t *testing.T) {
+	t.Parallel()
 	const n = 10_000
 	edges := map[string]int{"wide": 2 * (n - 2), "chain": n - 1, "layered": 3 * (n - 100), "tree": n - 1}
 	for _, s := range bShapes {

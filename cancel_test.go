@@ -21,6 +21,7 @@ import (
 // slow task that honours or ignores its ctx, and checks the result, Wait's
 // error, the time Wait takes, and abandoned attempts.
 func TestCancelStopsJob(t *testing.T) {
+	t.Parallel()
 	kinds := []struct {
 		name  string
 		ctx   func(context.Context) (context.Context, context.CancelFunc) // Run's ctx
@@ -125,6 +126,7 @@ func TestCancelStopsJob(t *testing.T) {
 // TestCancelIdempotent checks that Cancel may be called many times, at
 // once, and after the end, without changing the answer.
 func TestCancelIdempotent(t *testing.T) {
+	t.Parallel()
 	t.Run("many times at once, mid-run", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			tasks := []dag.Task{
@@ -190,6 +192,7 @@ func TestCancelIdempotent(t *testing.T) {
 // before the end, returns the same answer, and that Done is closed exactly
 // when the job has ended.
 func TestCancelWaitManyCallers(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})
 		tasks := []dag.Task{

@@ -90,6 +90,7 @@ var visibilityTasks = []struct {
 // even when their outputs are already in the job context; and that
 // Result.Context holds the initial context plus every output.
 func TestContextVisibility(t *testing.T) {
+	t.Parallel()
 	universe := []string{"init"}
 	for _, vt := range visibilityTasks {
 		universe = append(universe, vt.name)
@@ -150,6 +151,7 @@ func TestContextVisibility(t *testing.T) {
 // ContinueOnFailure, is seen by no task, is not in Result.Context, and
 // cannot conflict with another task's write.
 func TestContextFailedOutputsUnseen(t *testing.T) {
+	t.Parallel()
 	for _, mp := range []int{1, 4} {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			universe := []string{"init", "flaky", "junk", "broken", "shared", "after", "other"}
@@ -223,6 +225,7 @@ func TestContextFailedOutputsUnseen(t *testing.T) {
 // writes, even when those are already in the context and the reader sits
 // deeper in the graph than the later writers.
 func TestContextDescendantWins(t *testing.T) {
+	t.Parallel()
 	type spec struct {
 		name   string
 		deps   []string
@@ -305,6 +308,7 @@ func TestContextDescendantWins(t *testing.T) {
 // whatever ContinueOnFailure says; and that the conflicting task's output
 // is dropped whole from Result.Context.
 func TestConflictUnorderedWriters(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		tasks  []dag.Task
@@ -468,6 +472,7 @@ func TestConflictUnorderedWriters(t *testing.T) {
 // conflicts: a writer and its descendant (direct or not), and unordered
 // tasks writing different keys.
 func TestConflictOrderedWritersAllowed(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		tasks []dag.Task
@@ -515,6 +520,7 @@ func TestConflictOrderedWritersAllowed(t *testing.T) {
 // Result.Context. Under the race detector, a library that read the map
 // later would also be reported.
 func TestContextKeepsNoReferenceToOutput(t *testing.T) {
+	t.Parallel()
 	var kept map[string]any // written by a, then changed by b and by the test
 	var mu sync.Mutex
 	var seen view
@@ -563,6 +569,7 @@ func TestContextKeepsNoReferenceToOutput(t *testing.T) {
 // between, and a goroutine the task started changes it after the job
 // ended.
 func TestContextTaskReusesItsMap(t *testing.T) {
+	t.Parallel()
 	buf := map[string]any{}
 	var calls atomic.Int32
 	release := make(chan struct{})
@@ -614,6 +621,7 @@ func TestContextTaskReusesItsMap(t *testing.T) {
 // again after Wait, and read for the first time only after Wait; and that
 // a goroutine reading it while the job runs sees it unchanged.
 func TestContextValuesOutliveTask(t *testing.T) {
+	t.Parallel()
 	universe := []string{"init", "k", "x", "late", "other"}
 	for _, mp := range []int{1, 4} {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
@@ -700,6 +708,7 @@ func TestContextValuesOutliveTask(t *testing.T) {
 // TestContextCallerMutatesInitial checks that changing the map given as
 // Options.Context after Run returned reaches no task and not the result.
 func TestContextCallerMutatesInitial(t *testing.T) {
+	t.Parallel()
 	initial := map[string]any{"keep": 1, "change": "given", "remove": true}
 	gate := make(chan struct{})
 	var mu sync.Mutex
@@ -789,6 +798,7 @@ func digest(in dag.Values) string {
 // initial context plus its ancestors' outputs, the nearest writer of a key
 // winning.
 func TestContextTimingIndependent(t *testing.T) {
+	t.Parallel()
 	const n = 24
 	model := modelJob(n, 7)
 	name := func(i int) string { return fmt.Sprintf("t%02d", i) }

@@ -22,6 +22,7 @@ import (
 // *TaskError naming the job and the task, with the attempts made, through
 // which errors.Is finds the task's own error.
 func TestRunTaskError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		job      string
@@ -73,6 +74,7 @@ func TestRunTaskError(t *testing.T) {
 // carrying the value and the stack, that errors.Is sees through it to an
 // error value, and that the job reports it as a TaskError.
 func TestRunPanicError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		value any

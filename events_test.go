@@ -21,6 +21,7 @@ import (
 // TestEventsExactSequence checks the whole stream of a small job, in
 // order: retries, a failure with ContinueOnFailure, the errors carried.
 func TestEventsExactSequence(t *testing.T) {
+	t.Parallel()
 	for _, mp := range parallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			var aCalls atomic.Int32
@@ -61,6 +62,7 @@ func TestEventsExactSequence(t *testing.T) {
 // finish at once: event times must follow the order of the events, and no
 // task may be stamped Started before its dependencies' Finished.
 func TestEventsTimesNeverGoBack(t *testing.T) {
+	t.Parallel()
 	for round := range 20 {
 		var tasks []dag.Task
 		for i := range 30 {
@@ -93,6 +95,7 @@ func TestEventsTimesNeverGoBack(t *testing.T) {
 // TestEventsSlowReader reads no event until Wait has returned: the job
 // must not wait for its reader, and no event may be lost.
 func TestEventsSlowReader(t *testing.T) {
+	t.Parallel()
 	for _, mp := range []int{1, 4} {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -151,6 +154,7 @@ func (w *syncBuffer) String() string {
 // level and compares every line; the logger's goroutine must end when the
 // job closes the channel (the bubble fails otherwise).
 func TestEventsLogEvents(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var buf syncBuffer
 		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{

@@ -24,6 +24,7 @@ import (
 // completed, and the rest ends Canceled, with running attempts seeing
 // their ctx cancelled.
 func TestFailTaskFailsJob(t *testing.T) {
+	t.Parallel()
 	for _, mp := range parallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -100,6 +101,7 @@ func TestFailTaskFailsJob(t *testing.T) {
 // *dag.PanicError carrying the value and the stack, and is retried like
 // any error.
 func TestFailPanic(t *testing.T) {
+	t.Parallel()
 	t.Run("string value", func(t *testing.T) {
 		tasks := []dag.Task{{Name: "p", Func: func(context.Context, dag.Values) (map[string]any, error) {
 			panic("kaboom")
@@ -158,6 +160,7 @@ func TestFailPanic(t *testing.T) {
 // fails that attempt and never hangs the job, also with MaxParallel 1.
 // In a synctest bubble a hang is a deadlock and fails the test.
 func TestFailGoexit(t *testing.T) {
+	t.Parallel()
 	goexit := func(context.Context, dag.Values) (map[string]any, error) {
 		runtime.Goexit()
 		return nil, nil

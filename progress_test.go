@@ -18,6 +18,7 @@ import (
 // counts each task once, never more than MaxParallel running, and ended
 // tasks never come back; the final snapshot is exact.
 func TestProgressConsistent(t *testing.T) {
+	t.Parallel()
 	for _, mp := range parallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(mp), 7))

@@ -188,6 +188,7 @@ func newPropCase(seed uint64, p *propProbe, release <-chan struct{}) propCase {
 // errors, panics, Goexits, timeouts, retries, ContinueOnFailure, job
 // timeouts and cancels, in fake time, and checks what must always hold.
 func TestPropertyRandomJobs(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(300) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

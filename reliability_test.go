@@ -45,6 +45,7 @@ func hugeN() int {
 // TestReliabilityHugeChain validates and runs a chain of hugeN tasks with
 // two workers: neither validation nor scheduling may recurse along it.
 func TestReliabilityHugeChain(t *testing.T) {
+	t.Parallel()
 	n := hugeN()
 	tasks := chain(n, false)
 	t0 := time.Now()
@@ -64,6 +65,7 @@ func TestReliabilityHugeChain(t *testing.T) {
 // TestReliabilityHugeFanIn validates and runs a job in which one task
 // depends on 100,000 others and another names each of them twice.
 func TestReliabilityHugeFanIn(t *testing.T) {
+	t.Parallel()
 	const n = 100_000
 	tasks := make([]dag.Task, n, n+2)
 	deps := make([]string, n)
@@ -109,6 +111,7 @@ func TestReliabilityHugeFanIn(t *testing.T) {
 // tasks is reported as ErrCycle, by Validate and Run, with the middle of
 // the path elided, without overflowing the stack.
 func TestReliabilityHugeCycle(t *testing.T) {
+	t.Parallel()
 	n := hugeN()
 	tasks := chain(n, true)
 	err := dag.Validate(tasks)
@@ -143,6 +146,7 @@ func TestReliabilityHugeCycle(t *testing.T) {
 // names, Funcs and DependsOn slices, and the Options.Context map. The job
 // must go on with the tasks, dependencies and context as given.
 func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	openGate := sync.OnceFunc(func() { close(gate) })
 	defer openGate()
@@ -219,6 +223,7 @@ func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
 // values, and one the task goes on writing to from its own goroutine after
 // returning it.
 func TestReliabilityOutputMaps(t *testing.T) {
+	t.Parallel()
 	t.Run("nil map", func(t *testing.T) {
 		tasks := []dag.Task{
 			{Name: "nil", Func: noop},
@@ -332,6 +337,7 @@ func TestReliabilityOutputMaps(t *testing.T) {
 // job, as Options.Events forbids but promises to survive: the remaining
 // events are dropped, and the job runs and ends as it would have.
 func TestReliabilityEventsClosedByCaller(t *testing.T) {
+	t.Parallel()
 	wantRes := dag.Result{
 		State:   dag.Completed,
 		Context: map[string]any{"gate": 1, "after": 2},
@@ -432,6 +438,7 @@ func (b funcBackOff) Reset() {}
 // retry or break: as Options.Backoff documents, the task's retries end and
 // its last error stands, with no crash and no retry.
 func TestReliabilityBadBackoff(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		backoff func() backoff.BackOff
@@ -497,6 +504,7 @@ func TestReliabilityBadBackoff(t *testing.T) {
 // TestReliabilityNilContext checks that Run refuses a nil ctx with an
 // error rather than a panic.
 func TestReliabilityNilContext(t *testing.T) {
+	t.Parallel()
 	var ctx context.Context // nil
 	job, err := dag.Run(ctx, []dag.Task{{Name: "a", Func: noop}}, dag.Options{})
 	if job != nil || !errors.Is(err, dag.ErrInvalidOptions) {
@@ -511,6 +519,7 @@ func TestReliabilityNilContext(t *testing.T) {
 // abandoned until the Func returns, and discard what it returns late. In
 // fake time, so exact.
 func TestReliabilityStuckTask(t *testing.T) {
+	t.Parallel()
 	const grace = 20 * time.Millisecond // dag.abandonGrace, documented on Wait
 	cases := []struct {
 		name      string
@@ -627,6 +636,7 @@ func TestReliabilityStuckTask(t *testing.T) {
 // which panics and recovers by itself after the task returned, does not
 // disturb the job.
 func TestReliabilityBadTaskCode(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		fn    dag.TaskFunc
@@ -808,6 +818,7 @@ func randomJob(r *rand.Rand, id, n int) (tasks []dag.Task, opts dag.Options, wan
 // each ends Completed with every task completed and exactly its own
 // context, and no task sees another job's values.
 func TestReliabilityManyJobs(t *testing.T) {
+	t.Parallel()
 	const jobs, n = 1000, 100
 	r := rand.New(rand.NewPCG(1, 2))
 	type run struct {
@@ -844,6 +855,7 @@ func TestReliabilityManyJobs(t *testing.T) {
 // waits: jobs share no pool, and one job's slow tasks never delay
 // another's.
 func TestReliabilityJobsIsolated(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		slow := 2*runtime.GOMAXPROCS(0) + 2
 		gate := make(chan struct{})
@@ -901,6 +913,7 @@ func (panickyError) Unwrap() error { panic("Unwrap panics") }
 // process or the job; and that a panic carrying backoff.Permanent is not
 // retried and keeps its *PanicError and stack.
 func TestReliabilityErrorMethodsPanic(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	tasks := []dag.Task{{Name: "p", MaxRetries: 2, Func: func(context.Context, dag.Values) (map[string]any, error) {
 		calls.Add(1)
@@ -940,6 +953,7 @@ func TestReliabilityErrorMethodsPanic(t *testing.T) {
 // Options.Events when it refuses the tasks, so that a reader such as
 // LogEvents ends instead of leaking.
 func TestReliabilityRejectedRunClosesEvents(t *testing.T) {
+	t.Parallel()
 	events := make(chan dag.Event, 1)
 	if _, err := dag.Run(t.Context(), []dag.Task{{Name: ""}}, dag.Options{Events: events}); err == nil {
 		t.Fatal("Run accepted a task with no name")

@@ -21,6 +21,7 @@ import (
 // TestRetryCounts checks how often Func is called for the combinations of
 // Task.MaxRetries, NoRetries and Options.MaxRetries.
 func TestRetryCounts(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		taskRetries int
@@ -86,6 +87,7 @@ func TestRetryCounts(t *testing.T) {
 // BackOff's delay: a constant one, and the documented default (100 ms
 // doubling, ±50% jitter).
 func TestRetryDelays(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		backoff func() backoff.BackOff
@@ -147,6 +149,7 @@ func TestRetryDelays(t *testing.T) {
 // is Retrying and holds no worker: with MaxParallel 1 another task runs
 // and completes during the delay.
 func TestRetryWaitHoldsNoWorker(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		var aCalls atomic.Int32
@@ -196,6 +199,7 @@ func TestRetryWaitHoldsNoWorker(t *testing.T) {
 // wrapped the permanent error, the task's whole error: no message and no
 // panic stack is lost.
 func TestRetryPermanent(t *testing.T) {
+	t.Parallel()
 	wrapped := fmt.Errorf("wrapped: %w", backoff.Permanent(errBoom))
 	cases := []struct {
 		name      string
@@ -229,6 +233,7 @@ func TestRetryPermanent(t *testing.T) {
 // TestRetryBackoffStop checks that a BackOff returning backoff.Stop ends
 // the retries, leaving the last attempt's error.
 func TestRetryBackoffStop(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		backoff   func() backoff.BackOff

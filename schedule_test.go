@@ -39,6 +39,7 @@ var shapes = []struct {
 // from the events, that no task starts before every dependency ended, on
 // several shapes and MaxParallel values.
 func TestSchedDependenciesEndBeforeStart(t *testing.T) {
+	t.Parallel()
 	for _, shape := range shapes {
 		for _, mp := range parallels {
 			t.Run(fmt.Sprintf("%s/MaxParallel=%d", shape.name, mp), func(t *testing.T) {
@@ -92,6 +93,7 @@ func TestSchedDependenciesEndBeforeStart(t *testing.T) {
 // starting from the initial context's 0, and each sees its predecessor's v;
 // the caller's Options.Context is left as it was.
 func TestSchedChainIncrements(t *testing.T) {
+	t.Parallel()
 	for _, mp := range parallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			var mu sync.Mutex
@@ -138,6 +140,7 @@ func TestSchedChainIncrements(t *testing.T) {
 // dependency Completed, or Failed with ContinueOnFailure, and never with the
 // output of a failed dependency.
 func TestSchedReadiness(t *testing.T) {
+	t.Parallel()
 	type check struct {
 		calls map[string]int  // Func calls by task
 		sees  map[string]bool // keys b saw, by key
@@ -266,6 +269,7 @@ func TestSchedReadiness(t *testing.T) {
 // min(MaxParallel, tasks that could run) Funcs are running, never more,
 // and Progress reports the same counts.
 func TestSchedMaxParallelFillsAndBounds(t *testing.T) {
+	t.Parallel()
 	for _, mp := range []int{1, 2, 3, 8} {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -360,6 +364,7 @@ func TestSchedMaxParallelFillsAndBounds(t *testing.T) {
 // rendezvous: each task waits until all the others have started, which
 // can only complete if they run at the same time.
 func TestSchedIndependentTasksRunInParallel(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		n, max int
@@ -448,6 +453,7 @@ func modelOrder(tasks []dag.Task) []string {
 // path first, ties in declaration order. With MaxParallel 1 the whole
 // order is fixed; with more, the first batch is.
 func TestSchedCriticalPathFirst(t *testing.T) {
+	t.Parallel()
 	type spec struct {
 		name string
 		deps []string
@@ -520,6 +526,7 @@ func TestSchedCriticalPathFirst(t *testing.T) {
 // TestSchedStartOrderMatchesModel compares the start order with MaxParallel
 // 1 against modelOrder on random DAGs.
 func TestSchedStartOrderMatchesModel(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(100) {
 		r := rand.New(rand.NewPCG(seed, 0x5eed))
 		tasks := randomDAG(r, 1+r.IntN(15), 0.25)
@@ -537,6 +544,7 @@ func TestSchedStartOrderMatchesModel(t *testing.T) {
 // attempt leaves Running before the next one enters it, and no two Funcs
 // overlap, retries and failures included.
 func TestSchedMaxParallelOneSerializes(t *testing.T) {
+	t.Parallel()
 	var running, peak atomic.Int32
 	wrap := func(f dag.TaskFunc) dag.TaskFunc {
 		return func(ctx context.Context, in dag.Values) (map[string]any, error) {

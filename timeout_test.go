@@ -23,6 +23,7 @@ import (
 // on at once, and an ignoring Func is counted as abandoned until it
 // returns.
 func TestTimeoutAttempt(t *testing.T) {
+	t.Parallel()
 	for _, honours := range []bool{true, false} {
 		for _, mp := range parallels {
 			t.Run(fmt.Sprintf("honours ctx %t/MaxParallel=%d", honours, mp), func(t *testing.T) {
@@ -107,6 +108,7 @@ func TestTimeoutAttempt(t *testing.T) {
 // that ran it ends, and the grace period's end must not then abandon it,
 // nor touch the other task's worker.
 func TestTimeoutLateReturnWithinGrace(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		releaseA := make(chan struct{})
 		releaseANow := sync.OnceFunc(func() { close(releaseA) })
@@ -152,6 +154,7 @@ func TestTimeoutLateReturnWithinGrace(t *testing.T) {
 // ignores ctx, retries, and lets the first attempt return while the job
 // still runs: its late result is seen by no one.
 func TestTimeoutRetryDiscardsLateResult(t *testing.T) {
+	t.Parallel()
 	for _, mp := range parallels {
 		t.Run(fmt.Sprintf("MaxParallel=%d", mp), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -115,6 +115,7 @@ var validationCases = []struct {
 // TestValidateEachProblem checks that each kind of problem is reported
 // with its sentinel and a message naming the culprit.
 func TestValidateEachProblem(t *testing.T) {
+	t.Parallel()
 	for _, tc := range validationCases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := dag.Validate(tc.tasks)
@@ -175,6 +176,7 @@ func checkCyclePaths(t *testing.T, tasks []dag.Task, err error) {
 // checks the path is always a real cycle in execution direction, starting
 // at the task declared first.
 func TestValidateCycleRotations(t *testing.T) {
+	t.Parallel()
 	// Execution order around the cycle: w, x, y, z, w.
 	base := []dag.Task{
 		{Name: "w", Func: noop, DependsOn: []string{"z"}},
@@ -205,6 +207,7 @@ func TestValidateCycleRotations(t *testing.T) {
 // TestValidateAcceptsValid checks that valid task lists, including the
 // edge values of each field, pass.
 func TestValidateAcceptsValid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		tasks  []dag.Task
@@ -240,6 +243,7 @@ func TestValidateAcceptsValid(t *testing.T) {
 // TestValidateReportsEveryProblem checks that one error reports every
 // problem of a list, each matching its sentinel and naming its task.
 func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	tasks := []dag.Task{
 		{Name: "loop1", Func: noop, DependsOn: []string{"loop2"}},
 		{Name: "loop2", Func: noop, DependsOn: []string{"loop1"}},
@@ -300,6 +304,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 // TestValidateAndRunAgree checks that Run rejects exactly what Validate
 // rejects, with the same message, returns no job and calls no Func.
 func TestValidateAndRunAgree(t *testing.T) {
+	t.Parallel()
 	for _, tc := range validationCases {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
@@ -339,6 +344,7 @@ func TestValidateAndRunAgree(t *testing.T) {
 // returns no job and an error matching ErrInvalidOptions that names the
 // field.
 func TestRunInvalidOptions(t *testing.T) {
+	t.Parallel()
 	var nilCtx context.Context
 	for _, tc := range []struct {
 		name string
@@ -382,6 +388,7 @@ func TestRunInvalidOptions(t *testing.T) {
 // TestRunZeroTasks checks that an empty job completes at once with the
 // initial context as its result.
 func TestRunZeroTasks(t *testing.T) {
+	t.Parallel()
 	initial := map[string]any{"a": 1, "b": "two"}
 	job, err := dag.Run(context.Background(), nil, dag.Options{Context: initial})
 	if err != nil {
@@ -410,6 +417,7 @@ func TestRunZeroTasks(t *testing.T) {
 // TestValidateCycleOddNames checks that a cycle's path quotes the names that
 // would blur it, and shortens long ones, while plain names stay as they are.
 func TestValidateCycleOddNames(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 1000)
 	noop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
 	tasks := []dag.Task{

@@ -19,6 +19,7 @@ import (
 // TestValuesOf checks Get, Len, All (sorted) and String of ValuesOf, and
 // that it holds a copy of the map.
 func TestValuesOf(t *testing.T) {
+	t.Parallel()
 	src := map[string]any{"b": 2, "a": "one", "c": nil, "d": []int{4}}
 	v := dag.ValuesOf(src)
 	src["a"] = "changed"
@@ -65,6 +66,7 @@ func TestValuesOf(t *testing.T) {
 // TestValuesEmpty checks the zero Values and ValuesOf of nil and empty
 // maps: usable, empty.
 func TestValuesEmpty(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		v    dag.Values
@@ -99,6 +101,7 @@ func (stringerValue) String() string { return "stringerValue" }
 
 // TestLookup checks Lookup's success and each way it fails.
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	var nilPtr *int
 	v := dag.ValuesOf(map[string]any{
 		"int":    42,
@@ -162,6 +165,7 @@ func TestLookup(t *testing.T) {
 // TestLookupInTask checks Lookup on the Values a task gets, for a key from
 // the initial context and one from a dependency.
 func TestLookupInTask(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var errs []error
 	var got []any

@@ -8,9 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/dagrun/dag"
@@ -124,3 +127,263 @@ func TestRunPanicError(t *testing.T) {
 //
 //go:noinline
 func panicker(v any) { panic(v) }
+
+// TestErrorPrefixOnce triggers every error a job can end with, and every
+// error dag records for an attempt, and checks that each message starts
+// with "dag: " and says it once: an error that dag shows inside another
+// drops its own prefix (see errors.go). Each case also names what the
+// message must say.
+func TestErrorPrefixOnce(t *testing.T) {
+	t.Parallel()
+	block := func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	lookup := func(key string) dag.TaskFunc {
+		return func(_ context.Context, in dag.Values) (map[string]any, error) {
+			_, err := dag.Lookup[int](in, key)
+			return nil, err
+		}
+	}
+	cases := []struct {
+		name  string
+		tasks []dag.Task
+		opts  dag.Options
+		stop  func(job *dag.Job) // at 1s of fake time
+		want  []string           // in Wait's error
+		is    error
+	}{
+		{
+			name:  "task error",
+			tasks: []dag.Task{{Name: "a", Func: fail(errBoom)}},
+			want:  []string{`task "a" failed after 1 attempt: boom`},
+			is:    errBoom,
+		},
+		{
+			name:  "attempt timeout",
+			tasks: []dag.Task{{Name: "slow", Timeout: time.Second, MaxRetries: 1, Func: block}},
+			opts:  dag.Options{Backoff: zeroBackoff},
+			want:  []string{`task "slow" failed after 2 attempts: task "slow" timed out after 1s`},
+			is:    context.DeadlineExceeded,
+		},
+		{
+			name:  "missing key",
+			tasks: []dag.Task{{Name: "reader", Func: lookup("n")}},
+			want:  []string{`task "reader" failed after 1 attempt: key "n"`},
+			is:    dag.ErrMissingKey,
+		},
+		{
+			name:  "wrong type",
+			tasks: []dag.Task{{Name: "reader", Func: lookup("n")}},
+			opts:  dag.Options{Context: map[string]any{"n": "seven"}},
+			want:  []string{`task "reader" failed after 1 attempt: key "n" holds a string`},
+		},
+		{
+			name: "conflict",
+			tasks: []dag.Task{
+				{Name: "p", Func: succeed(map[string]any{"k": 1})},
+				{Name: "q", Func: succeed(map[string]any{"k": 2})},
+			},
+			want: []string{`"p"`, `"q"`, `key "k"`},
+			is:   dag.ErrConflict,
+		},
+		{
+			name:  "Goexit",
+			tasks: []dag.Task{{Name: "g", Func: func(context.Context, dag.Values) (map[string]any, error) { runtime.Goexit(); return nil, nil }}},
+			want:  []string{`task "g" failed after 1 attempt: task called runtime.Goexit`},
+		},
+		{
+			name:  "panic",
+			tasks: []dag.Task{{Name: "p", Func: func(context.Context, dag.Values) (map[string]any, error) { panic("oops") }}},
+			want:  []string{`task "p" failed after 1 attempt: panic: oops`},
+		},
+		{
+			name:  "a task's error that is a sentinel",
+			tasks: []dag.Task{{Name: "a", Func: fail(dag.ErrMissingKey)}},
+			want:  []string{`task "a" failed after 1 attempt: key not in the job context`},
+			is:    dag.ErrMissingKey,
+		},
+		{
+			name:  "a backoff that panics",
+			tasks: []dag.Task{{Name: "a", MaxRetries: 1, Func: fail(errBoom)}},
+			opts:  dag.Options{Backoff: func() backoff.BackOff { panic("no policy") }},
+			want:  []string{"failed after 1 attempt: boom\nOptions.Backoff panicked: no policy"},
+			is:    errBoom,
+		},
+		{
+			name:  "Job.Cancel",
+			tasks: []dag.Task{{Name: "a", Func: block}},
+			stop:  func(job *dag.Job) { job.Cancel() },
+			want:  []string{"canceled"},
+			is:    context.Canceled,
+		},
+		{
+			name:  "Options.Timeout",
+			tasks: []dag.Task{{Name: "a", Func: block}},
+			opts:  dag.Options{Timeout: time.Second},
+			want:  []string{"Timeout of 1s"},
+			is:    context.DeadlineExceeded,
+		},
+	}
+	for _, tc := range cases {
+		for _, job := range []string{"", "nightly"} {
+			t.Run(fmt.Sprintf("%s/job=%q", tc.name, job), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					opts := tc.opts
+					opts.Name = job
+					j, rec := startJob(t, t.Context(), tc.tasks, opts)
+					if tc.stop != nil {
+						time.Sleep(time.Second)
+						tc.stop(j)
+					}
+					out := finishJob(t, j, rec, tc.tasks, opts) // checkJob checks the prefix of Wait's error
+					if out.Err == nil {
+						t.Fatal("Wait() = nil; want an error")
+					}
+					msg := out.Err.Error()
+					for _, s := range tc.want {
+						if !strings.Contains(msg, s) {
+							t.Errorf("Wait() = %q; want it to contain %q", msg, s)
+						}
+					}
+					if tc.is != nil && !errors.Is(out.Err, tc.is) {
+						t.Errorf("Wait() = %v; want it to match %v", out.Err, tc.is)
+					}
+					if job != "" && !strings.HasPrefix(msg, fmt.Sprintf("dag: job %q", job)) {
+						t.Errorf("Wait() = %q; want it to start with the job's name", msg)
+					}
+					// Every error dag recorded on its own starts with the
+					// prefix once, and so does its event's String (less
+					// the prefix, which String drops).
+					for name, tr := range out.Res.Tasks {
+						if tr.Err == nil || errors.Is(tr.Err, errBoom) || errors.As(tr.Err, new(*dag.PanicError)) {
+							continue // the task's own error, not dag's
+						}
+						if m := tr.Err.Error(); !strings.HasPrefix(m, "dag: ") || strings.Count(m, "dag: ") != 1 {
+							t.Errorf("Result.Tasks[%q].Err = %q; want it to start with \"dag: \" once", name, m)
+						}
+					}
+					for _, e := range out.Events {
+						if s := e.String(); strings.Contains(s, "dag: ") {
+							t.Errorf("Event.String() = %q; want no \"dag: \" inside", s)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestErrorPrefixValidation checks the errors Run and Validate return:
+// each line, one problem, starts with "dag: " once.
+func TestErrorPrefixValidation(t *testing.T) {
+	t.Parallel()
+	tasks := []dag.Task{
+		{Name: "a", Func: noop, DependsOn: []string{"b", "ghost"}},
+		{Name: "b", Func: noop, DependsOn: []string{"a"}},
+		{Name: "b", Func: noop},
+		{Name: "", Func: noop},
+		{Name: "lazy"},
+	}
+	_, err := dag.Run(t.Context(), tasks, dag.Options{MaxParallel: -1, Timeout: -1})
+	if err == nil {
+		t.Fatal("Run(…) = nil; want the problems")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) < 6 {
+		t.Errorf("Run(…) = %q; want one line per problem", err)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "dag: ") || strings.Count(l, "dag: ") != 1 {
+			t.Errorf("line %q; want it to start with \"dag: \" once", l)
+		}
+	}
+}
+
+// TestTaskErrorDropsInnerPrefixes checks TaskError.Error on errors built by
+// hand: the "dag: " that starts the inner error, or any of its lines, is
+// dropped; one in the middle of a line is the task's own text and stays.
+func TestTaskErrorDropsInnerPrefixes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"plain", errBoom, `dag: task "t" failed after 1 attempt: boom`},
+		{"prefixed", errors.New("dag: inner"), `dag: task "t" failed after 1 attempt: inner`},
+		{"joined", errors.Join(errors.New("dag: one"), errors.New("two"), errors.New("dag: three")), "dag: task \"t\" failed after 1 attempt: one\ntwo\nthree"},
+		{"wrapped by the task", fmt.Errorf("load: %w", dag.ErrMissingKey), `dag: task "t" failed after 1 attempt: load: dag: key not in the job context`},
+		{"nested TaskError", &dag.TaskError{Job: "j", Task: "g/c", Attempts: 2, Err: errBoom}, `dag: task "t" failed after 1 attempt: job "j": task "g/c" failed after 2 attempts: boom`},
+		{"nil", nil, `dag: task "t" failed after 1 attempt: <nil>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			te := &dag.TaskError{Task: "t", Attempts: 1, Err: tc.err}
+			if got := te.Error(); got != tc.want {
+				t.Errorf("TaskError.Error() = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPanicStackStartsAtPanic checks that PanicError.Stack starts at the
+// function that panicked, with none of the recovery's frames
+// (debug.Stack, newPanicError, the deferred recover, the runtime's
+// panic), for a plain panic, a runtime error, and a panic raised while
+// recovering another.
+func TestPanicStackStartsAtPanic(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fn    func()
+		first string // the function of the first frame
+		also  string // a function further down
+	}{
+		{"panic", func() { panicker("v") }, "github.com/dagrun/dag_test.panicker(", "TestPanicStackStartsAtPanic"},
+		{"nil map", writeNilMap, "github.com/dagrun/dag_test.writeNilMap(", "TestPanicStackStartsAtPanic"},
+		{"panic while recovering", repanic, "github.com/dagrun/dag_test.repanic.func1(", "github.com/dagrun/dag_test.panicker("},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tasks := []dag.Task{{Name: "p", Func: func(context.Context, dag.Values) (map[string]any, error) {
+				tc.fn()
+				return nil, nil
+			}}}
+			_, err := runTasks(t, tasks, dag.Options{})
+			var pe *dag.PanicError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Wait() = %v; want a *PanicError", err)
+			}
+			first, _, _ := bytes.Cut(pe.Stack, []byte("\n"))
+			if !bytes.HasPrefix(first, []byte(tc.first)) {
+				t.Errorf("PanicError.Stack starts with %q; want the frame of %s. The stack:\n%s", first, tc.first, pe.Stack)
+			}
+			for _, frame := range []string{"runtime/debug.Stack", "newPanicError", "dag.call.func", "runtime/panic.go", "goroutine "} {
+				if i := bytes.Index(pe.Stack, []byte(frame)); i >= 0 && i < bytes.Index(pe.Stack, []byte(tc.first)) {
+					t.Errorf("PanicError.Stack shows %q before the panicking frame:\n%s", frame, pe.Stack)
+				}
+			}
+			if !bytes.Contains(pe.Stack, []byte(tc.also)) {
+				t.Errorf("PanicError.Stack lacks %s further down:\n%s", tc.also, pe.Stack)
+			}
+		})
+	}
+}
+
+// writeNilMap panics with a runtime error.
+//
+//go:noinline
+func writeNilMap() {
+	var m map[string]int
+	m["k"] = 1
+}
+
+// repanic panics while recovering from panicker's panic.
+//
+//go:noinline
+func repanic() {
+	defer func() {
+		r := recover()
+		panic(fmt.Sprint("again: ", r))
+	}()
+	panicker("first")
+}

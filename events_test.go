@@ -5,6 +5,8 @@ package dag_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -200,4 +202,29 @@ func TestEventsLogEvents(t *testing.T) {
 			t.Errorf("log mismatch (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestEventString checks the one-line form of events: the job's name
+// (left out when empty), the task, the transition, the attempt, and the
+// error without its "dag: " prefix.
+func TestEventString(t *testing.T) {
+	t.Parallel()
+	timeout := fmt.Errorf("dag: task %q timed out after 1s: %w", "fetch", context.DeadlineExceeded)
+	for _, tc := range []struct {
+		e    dag.Event
+		want string
+	}{
+		{dag.Event{Job: "nightly", From: dag.Pending, To: dag.Running}, `job "nightly" pending -> running`},
+		{dag.Event{From: dag.Pending, To: dag.Running}, `job pending -> running`},
+		{dag.Event{Job: "nightly", Task: "fetch", From: dag.Pending, To: dag.Ready, Attempt: 1}, `job "nightly": task "fetch" pending -> ready (attempt 1)`},
+		{dag.Event{Task: "fetch", From: dag.Ready, To: dag.Running, Attempt: 2}, `task "fetch" ready -> running (attempt 2)`},
+		{dag.Event{Job: "nightly", Task: "fetch", From: dag.Running, To: dag.Retrying, Attempt: 1, Err: errBoom}, `job "nightly": task "fetch" running -> retrying (attempt 1): boom`},
+		{dag.Event{Job: "nightly", Task: "fetch", From: dag.Running, To: dag.Failed, Attempt: 3, Err: timeout}, `job "nightly": task "fetch" running -> failed (attempt 3): task "fetch" timed out after 1s: context deadline exceeded`},
+		{dag.Event{Job: "nightly", Task: "g/c", From: dag.Pending, To: dag.Skipped}, `job "nightly": task "g/c" pending -> skipped`},
+		{dag.Event{Job: "nightly", From: dag.Running, To: dag.Canceled, Err: errors.New("dag: job \"nightly\" was canceled: context canceled")}, `job "nightly" running -> canceled: job "nightly" was canceled: context canceled`},
+	} {
+		if got := tc.e.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q; want %q", tc.e, got, tc.want)
+		}
+	}
 }

@@ -176,7 +176,7 @@ func TestErrorPrefixOnce(t *testing.T) {
 			name:  "wrong type",
 			tasks: []dag.Task{{Name: "reader", Func: lookup("n")}},
 			opts:  dag.Options{Context: map[string]any{"n": "seven"}},
-			want:  []string{`task "reader" failed after 1 attempt: key "n" holds a string`},
+			want:  []string{`task "reader" failed after 1 attempt: key "n" holds a value of type string, not int`},
 		},
 		{
 			name: "conflict",
@@ -207,7 +207,7 @@ func TestErrorPrefixOnce(t *testing.T) {
 			name:  "a backoff that panics",
 			tasks: []dag.Task{{Name: "a", MaxRetries: 1, Func: fail(errBoom)}},
 			opts:  dag.Options{Backoff: func() backoff.BackOff { panic("no policy") }},
-			want:  []string{"failed after 1 attempt: boom\nOptions.Backoff panicked: no policy"},
+			want:  []string{"failed after 1 attempt: boom\nBackoff panicked: no policy"},
 			is:    errBoom,
 		},
 		{

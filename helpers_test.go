@@ -33,7 +33,7 @@ var parallels = []int{1, 2, 4}
 
 // ignoreTimes ignores the timestamps of task results and events.
 var ignoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished"),
+	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
 	cmpopts.IgnoreFields(dag.Event{}, "Time"),
 	cmpopts.EquateErrors(),
 }

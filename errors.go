@@ -120,6 +120,12 @@ func inner(err error) string {
 	return strings.Join(lines, "\n")
 }
 
+// wrap returns an error that wraps err, whose message is format's, ": ",
+// and err's message as inner gives it.
+func wrap(err error, format string, args ...any) error {
+	return &wrapError{msg: fmt.Sprintf(format, args...) + ": " + inner(err), err: err}
+}
+
 // prefix starts every message of dag's errors.
 const prefix = "dag: "
 

@@ -387,3 +387,96 @@ func repanic() {
 	}()
 	panicker("first")
 }
+
+// prefixStore is a Store (and Locker) whose calls fail with the errors
+// given, to reach the checkpoint's error paths.
+type prefixStore struct {
+	lock, load, save error
+}
+
+func (s prefixStore) Lock(context.Context, string) (func() error, error) {
+	return func() error { return nil }, s.lock
+}
+
+func (s prefixStore) Load(context.Context, string) (*dag.Result, error) {
+	if s.load != nil {
+		return nil, s.load
+	}
+	return nil, dag.ErrNoCheckpoint
+}
+
+func (s prefixStore) Save(context.Context, string, string, dag.TaskResult) error { return s.save }
+func (s prefixStore) Clear(context.Context, string) error                        { return nil }
+
+// TestErrorPrefixOnceComposed covers the error paths of groups, Map and
+// checkpoints: each message starts with "dag: " once and keeps what the
+// inner error says.
+func TestErrorPrefixOnceComposed(t *testing.T) {
+	t.Parallel()
+	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
+	cases := []struct {
+		name  string
+		tasks []dag.Task
+		opts  dag.Options
+		want  string
+		is    error
+	}{
+		{
+			name:  "Map without its items",
+			tasks: []dag.Task{dag.Map("doubles", "xs", "ys", double)},
+			want:  `Map "doubles" reads its items at key "xs": key "xs" is not in the job context`,
+			is:    dag.ErrMissingKey,
+		},
+		{
+			name: "Expand returning an invalid DAG",
+			tasks: []dag.Task{{Name: "e", Expand: func(context.Context, dag.Values) ([]dag.Task, error) {
+				return []dag.Task{{Name: "a", Func: noop, DependsOn: []string{"ghost"}}, {Name: "b"}}, nil
+			}}},
+			want: `the tasks that Expand of task "e" returned are not a valid DAG: `,
+			is:   dag.ErrMissingDependency,
+		},
+		{
+			name:  "checkpoint locked",
+			tasks: []dag.Task{{Name: "a", Func: noop}},
+			opts:  dag.Options{Checkpoint: prefixStore{lock: dag.ErrLocked}},
+			want:  `cannot lock its checkpoint: checkpointed job is running elsewhere`,
+			is:    dag.ErrLocked,
+		},
+		{
+			name:  "checkpoint corrupt",
+			tasks: []dag.Task{{Name: "a", Func: noop}},
+			opts:  dag.Options{Checkpoint: prefixStore{load: fmt.Errorf("%w: record 3 of 7", dag.ErrCorruptCheckpoint)}},
+			want:  `cannot load its checkpoint: corrupt checkpoint: record 3 of 7`,
+			is:    dag.ErrCorruptCheckpoint,
+		},
+		{
+			name:  "checkpoint save fails",
+			tasks: []dag.Task{{Name: "a", Func: succeed(map[string]any{"a": 1})}},
+			opts:  dag.Options{Checkpoint: prefixStore{save: errors.New("dag: disk full")}},
+			want:  `saving task "a" in the checkpoint of job "nightly" failed: disk full`,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Name = "nightly"
+			job, err := dag.Run(t.Context(), tc.tasks, opts)
+			if err == nil {
+				_, err = waitJob(t, job)
+			}
+			if err == nil {
+				t.Fatal("Run(…) and Wait() = nil; want an error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "dag: ") || strings.Count(msg, "dag: ") != 1 {
+				t.Errorf("error %q; want it to start with \"dag: \" and say it once", msg)
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q; want it to contain %q", msg, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v; want it to match %v", err, tc.is)
+			}
+		})
+	}
+}

@@ -65,7 +65,7 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 	g, err := buildScope(children, name+"/", true)
 	if err != nil {
 		s.failed(id, att, &wrapError{
-			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %v", quote(name), err),
+			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %s", quote(name), inner(err)),
 			err: err,
 		})
 		return

@@ -9,6 +9,7 @@ package dag_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -401,5 +402,81 @@ func checkWaitErr(t *testing.T, all map[string]dag.Task, opts dag.Options, out o
 		}
 	default:
 		t.Errorf("Result.State = %v; want Completed, Failed or Canceled", out.Res.State)
+	}
+}
+
+// fakeT records what a checker reports, to test the checker.
+type fakeT struct {
+	testing.TB // nil: only Helper and Errorf are called
+	errs       []string
+}
+
+func (f *fakeT) Helper() {}
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.errs = append(f.errs, fmt.Sprintf(format, args...))
+}
+
+// TestCheckLegal feeds checkLegal streams that break one rule each, and
+// legal ones: it must be exactly as strict as the table of dag.State.
+func TestCheckLegal(t *testing.T) {
+	t.Parallel()
+	job := func(from, to dag.State) dag.Event { return dag.Event{From: from, To: to} }
+	ev := func(task string, from, to dag.State) dag.Event { return dag.Event{Task: task, From: from, To: to} }
+	start, done := job(dag.Pending, dag.Running), job(dag.Running, dag.Completed)
+	ok := func(task string) []dag.Event {
+		return []dag.Event{ev(task, dag.Pending, dag.Ready), ev(task, dag.Ready, dag.Running), ev(task, dag.Running, dag.Completed)}
+	}
+	stream := func(parts ...any) []dag.Event {
+		evs := []dag.Event{start}
+		for _, p := range parts {
+			switch p := p.(type) {
+			case dag.Event:
+				evs = append(evs, p)
+			case []dag.Event:
+				evs = append(evs, p...)
+			}
+		}
+		return append(evs, done)
+	}
+	for _, tc := range []struct {
+		name     string
+		evs      []dag.Event
+		restored []string
+		legal    bool
+	}{
+		{"a task that runs", stream(ok("a")), nil, true},
+		{"a retry", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Running), ev("a", dag.Running, dag.Retrying),
+			ev("a", dag.Retrying, dag.Ready), ev("a", dag.Ready, dag.Running), ev("a", dag.Running, dag.Failed)), nil, true},
+		{"Retrying -> Running", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Running), ev("a", dag.Running, dag.Retrying),
+			ev("a", dag.Retrying, dag.Running), ev("a", dag.Running, dag.Completed)), nil, false},
+		{"Pending -> Skipped", stream(ev("a", dag.Pending, dag.Skipped)), nil, true},
+		{"Pending -> UpstreamFailed", stream(ev("a", dag.Pending, dag.UpstreamFailed)), nil, true},
+		{"Running -> Skipped", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Running), ev("a", dag.Running, dag.Skipped)), nil, true},
+		{"Ready -> Canceled", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Canceled)), nil, true},
+		{"Retrying -> Canceled", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Running), ev("a", dag.Running, dag.Retrying), ev("a", dag.Retrying, dag.Canceled)), nil, true},
+		{"Completed -> Canceled", stream(ok("a"), ev("a", dag.Completed, dag.Canceled)), nil, false},
+		{"Pending -> Running, not a group", stream(ev("a", dag.Pending, dag.Running), ev("a", dag.Running, dag.Completed)), nil, false},
+		{"a group", stream(ev("g", dag.Pending, dag.Running), ok("g/c"), ev("g", dag.Running, dag.Completed)), nil, true},
+		{"a child before its group runs", stream(ev("g/c", dag.Pending, dag.Ready), ev("g", dag.Pending, dag.Running), ev("g/c", dag.Ready, dag.Running),
+			ev("g/c", dag.Running, dag.Completed), ev("g", dag.Running, dag.Completed)), nil, false},
+		{"a group completing before its child", stream(ev("g", dag.Pending, dag.Running), ev("g/c", dag.Pending, dag.Ready),
+			ev("g", dag.Running, dag.Completed), ev("g/c", dag.Ready, dag.Running), ev("g/c", dag.Running, dag.Completed)), nil, false},
+		{"children of a group that did not run", stream(ev("g", dag.Pending, dag.UpstreamFailed), ev("g/c", dag.Pending, dag.UpstreamFailed)), nil, true},
+		{"Pending -> Completed, restored", stream(ev("a", dag.Pending, dag.Completed)), []string{"a"}, true},
+		{"Pending -> Completed, not restored", stream(ev("a", dag.Pending, dag.Completed)), []string{"b"}, false},
+		{"Ready -> Completed", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Completed)), nil, false},
+		{"a wrong From", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Pending, dag.Ready)), nil, false},
+		{"an event after the final one", stream(ok("a"), ev("a", dag.Completed, dag.Failed)), nil, false},
+		{"a task that never ends", stream(ev("a", dag.Pending, dag.Ready)), nil, false},
+		{"a job event in the middle", []dag.Event{start, done, ev("a", dag.Pending, dag.Skipped), done}, nil, false},
+		{"no final job event", []dag.Event{start, ev("a", dag.Pending, dag.Skipped)}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeT{}
+			checkLegal(f, tc.evs, tc.restored...)
+			if got := len(f.errs) == 0; got != tc.legal {
+				t.Errorf("checkLegal reported %q; want legal %t", f.errs, tc.legal)
+			}
+		})
 	}
 }

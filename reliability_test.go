@@ -14,6 +14,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,23 +30,39 @@ import (
 )
 
 // hugeFlag makes the huge-graph tests use 1,000,000 tasks rather than the
-// default run's smaller count, which keeps the package's tests fast under
-// -race.
+// default run's 50,000, which keeps the package's tests fast under -race.
 var hugeFlag = flag.Bool("dag.huge", false, "run the reliability tests' huge graphs at 1,000,000 tasks (slow under -race)")
 
 // hugeN returns the size of the huge graphs: 1,000,000 with -dag.huge
-// (and without -short), else 200,000.
+// (and without -short), else 50,000.
 func hugeN() int {
 	if *hugeFlag && !testing.Short() {
 		return 1_000_000
 	}
-	return 200_000
+	return 50_000
+}
+
+// hugeStack is the most stack any goroutine may use during a huge-graph
+// test. Go grows a goroutine's stack up to 1 GB, so a graph walk that
+// recursed once per task would pass on any graph a test can build; with
+// this limit, one that recursed along 50,000 tasks would need at least
+// 800 KB (16 bytes a frame, the least a call takes) and crash the test
+// binary with "stack overflow", which fails the run. Everything dag does
+// needs a few kilobytes.
+const hugeStack = 512 << 10
+
+// limitStack sets the limit of hugeStack until the test ends. The limit is
+// the process's: a test that sets it must not run in parallel with others.
+func limitStack(t *testing.T) {
+	old := debug.SetMaxStack(hugeStack)
+	t.Cleanup(func() { debug.SetMaxStack(old) })
 }
 
 // TestReliabilityHugeChain validates and runs a chain of hugeN tasks with
-// two workers: neither validation nor scheduling may recurse along it.
+// two workers: neither validation nor scheduling may recurse along it,
+// which the stack limit proves. Not parallel: see limitStack.
 func TestReliabilityHugeChain(t *testing.T) {
-	t.Parallel()
+	limitStack(t)
 	n := hugeN()
 	tasks := chain(n, false)
 	t0 := time.Now()
@@ -63,10 +80,14 @@ func TestReliabilityHugeChain(t *testing.T) {
 }
 
 // TestReliabilityHugeFanIn validates and runs a job in which one task
-// depends on 100,000 others and another names each of them twice.
+// depends on 20,000 others (100,000 with -dag.huge) and another names each
+// of them twice. Not parallel: see limitStack.
 func TestReliabilityHugeFanIn(t *testing.T) {
-	t.Parallel()
-	const n = 100_000
+	limitStack(t)
+	n := 20_000
+	if hugeN() > 50_000 {
+		n = 100_000
+	}
 	tasks := make([]dag.Task, n, n+2)
 	deps := make([]string, n)
 	for i := range n {
@@ -98,7 +119,7 @@ func TestReliabilityHugeFanIn(t *testing.T) {
 	res, err := waitJob(t, job)
 	allCompleted(t, res, err, tasks)
 	for k := range seen {
-		if got := seen[k].Load(); got != n {
+		if got := seen[k].Load(); got != int64(n) {
 			t.Errorf("%s saw %d keys; want %d, one per dependency", tasks[n+k].Name, got, n)
 		}
 	}
@@ -111,7 +132,7 @@ func TestReliabilityHugeFanIn(t *testing.T) {
 // tasks is reported as ErrCycle, by Validate and Run, with the middle of
 // the path elided, without overflowing the stack.
 func TestReliabilityHugeCycle(t *testing.T) {
-	t.Parallel()
+	limitStack(t)
 	n := hugeN()
 	tasks := chain(n, true)
 	err := dag.Validate(tasks)

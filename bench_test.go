@@ -109,8 +109,6 @@ func bName(i int32) string { return "t" + strconv.Itoa(int(i)) }
 
 func bKey(i int32) string { return "k" + strconv.Itoa(int(i)) }
 
-func bNoop(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
-
 // bTasks declares tasks with the given dependencies. With ctx, each task
 // reads its dependencies' keys and writes its own; otherwise each does
 // nothing.
@@ -121,7 +119,7 @@ func bTasks(deps [][]int32, ctx bool) []dag.Task {
 		for k, d := range ds {
 			names[k] = bName(d)
 		}
-		tasks[i] = dag.Task{Name: bName(int32(i)), DependsOn: names, Func: bNoop}
+		tasks[i] = dag.Task{Name: bName(int32(i)), DependsOn: names, Func: noop}
 		if !ctx {
 			continue
 		}
@@ -481,7 +479,7 @@ func TestPerfTable(t *testing.T) {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "GOMAXPROCS %d, %s/%s, %s\n\n", runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	sb.WriteString("| shape | tasks | floor ns/task | floor+result ns/task | dag ns/task | dag / floor | dag / floor+result | dag allocs/task | dag B/task | ctx ns/task (× noop) | events ns/task (× noop) |\n")
+	sb.WriteString("| shape | tasks | floor ns/task | floor+result ns/task | dag ns/task | dag / floor | dag / floor+result | dag allocs/task | dag B/task | ctx ns/task (× no-op) | events ns/task (× no-op) |\n")
 	sb.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range bShapes {
 		for _, n := range bSizes(s.name) {

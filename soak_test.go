@@ -67,9 +67,7 @@ const (
 )
 
 var (
-	skErrBoom = errors.New("soak: boom")
 	skErrPerm = errors.New("soak: permanent")
-	skErrBang = errors.New("soak: bang")
 	skErrStop = errors.New("soak: stopped by the test")
 )
 
@@ -335,11 +333,11 @@ func skNewCase(seed uint64, p *skProbe, release <-chan struct{}) skCase {
 					}
 				}
 				if kind == skDoErr {
-					return nil, skErrBoom
+					return nil, errBoom
 				}
 			case skDoPanic:
 				if a%2 == 0 {
-					panic(skErrBang)
+					panic(errBang)
 				}
 				panic("soak: a panic that is not an error")
 			case skDoPermanent:
@@ -701,13 +699,13 @@ func skCause(err error) int {
 	case err == nil:
 		return -1
 	case errors.As(err, &pe):
-		if v, ok := pe.Value.(error); (!ok || v != skErrBang) && pe.Value != "soak: a panic that is not an error" {
+		if v, ok := pe.Value.(error); (!ok || v != errBang) && pe.Value != "soak: a panic that is not an error" {
 			return -1
 		}
 		return skDoPanic
 	case errors.Is(err, skErrPerm):
 		return skDoPermanent
-	case errors.Is(err, skErrBoom):
+	case errors.Is(err, errBoom):
 		return skDoErr
 	case errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "timed out after"):
 		return skDoHang // a timeout, whatever the attempt did

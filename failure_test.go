@@ -217,11 +217,7 @@ func TestFailGoexit(t *testing.T) {
 					if out.Res.State != tc.wantState {
 						t.Errorf("Result.State = %v (%v); want %v", out.Res.State, out.Err, tc.wantState)
 					}
-					states := map[string]dag.State{}
-					for name, tr := range out.Res.Tasks {
-						states[name] = tr.State
-					}
-					if diff := cmp.Diff(tc.wantTasks, states); diff != "" {
+					if diff := cmp.Diff(tc.wantTasks, statesOf(out.Res)); diff != "" {
 						t.Errorf("task states mismatch (-want +got):\n%s", diff)
 					}
 					if tr := out.Res.Tasks["g"]; tr.State == dag.Failed && tr.Err == nil {

@@ -171,6 +171,15 @@ func raiseMax(max *atomic.Int32, n int32) {
 	}
 }
 
+// statesOf returns the state of each task of res, by name.
+func statesOf(res dag.Result) map[string]dag.State {
+	states := make(map[string]dag.State, len(res.Tasks))
+	for name, tr := range res.Tasks {
+		states[name] = tr.State
+	}
+	return states
+}
+
 // tasksOf lists the task names of some events, in order, for those
 // whose transition is to.
 func tasksOf(evs []dag.Event, to dag.State) []string {

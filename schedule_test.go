@@ -252,11 +252,7 @@ func TestSchedReadiness(t *testing.T) {
 				if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(check{})); diff != "" {
 					t.Errorf("calls and keys seen mismatch (-want +got) (%s):\n%s", tc.reason, diff)
 				}
-				states := map[string]dag.State{}
-				for name, tr := range out.Res.Tasks {
-					states[name] = tr.State
-				}
-				if diff := cmp.Diff(tc.wantTasks, states); diff != "" {
+				if diff := cmp.Diff(tc.wantTasks, statesOf(out.Res)); diff != "" {
 					t.Errorf("task states mismatch (-want +got) (%s):\n%s", tc.reason, diff)
 				}
 			})

@@ -87,7 +87,7 @@ type node struct {
 	restored bool // restored from Options.Resume, without running
 	// reused says that the node's outputs are those of the earlier run:
 	// a restored task, or a group that ran but restored all it holds.
-	reused bool
+	reused   bool
 	private  bool // a Map's task: its output is kept out of the job context
 	trigger  Trigger
 	state    State

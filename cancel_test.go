@@ -31,7 +31,7 @@ func TestCancelStopsJob(t *testing.T) {
 		cause bool // Wait's error carries the cause of Run's ctx
 	}{
 		{name: "Job.Cancel", stop: func(j *dag.Job, _ context.CancelFunc) { j.Cancel() }, want: context.Canceled},
-		{name: "Run's ctx cancelled", stop: func(_ *dag.Job, c context.CancelFunc) { c() }, want: context.Canceled},
+		{name: "Run's ctx canceled", stop: func(_ *dag.Job, c context.CancelFunc) { c() }, want: context.Canceled},
 		{
 			name: "Run's ctx deadline",
 			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -22,7 +22,7 @@ import (
 // TestFailTaskFailsJob is the classic failing task: the job fails, Wait
 // names the task and wraps the user's error, the context keeps what
 // completed, and the rest ends Canceled, with running attempts seeing
-// their ctx cancelled.
+// their ctx canceled.
 func TestFailTaskFailsJob(t *testing.T) {
 	t.Parallel()
 	for _, mp := range parallels {
@@ -36,7 +36,7 @@ func TestFailTaskFailsJob(t *testing.T) {
 					{Name: "b", DependsOn: []string{"a"}, Func: fail(errBoom)},
 					{Name: "c", DependsOn: []string{"b"}, Func: succeed(map[string]any{"c": 1})},
 					// d runs beside a and b when MaxParallel > 1, until
-					// its ctx is cancelled.
+					// its ctx is canceled.
 					{Name: "d", Func: script(&dCalls, func(ctx context.Context, _ dag.Values) (map[string]any, error) {
 						<-ctx.Done()
 						dSaw <- seen{ctx.Err(), context.Cause(ctx)}

@@ -650,7 +650,7 @@ func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out outcome, waite
 		}
 		st.abandoned.Add(int64(tr.Abandoned))
 	}
-	// A cancelled job was stopped by the test or by its Timeout, and says
+	// A canceled job was stopped by the test or by its Timeout, and says
 	// which.
 	if res.State == dag.Canceled {
 		switch {

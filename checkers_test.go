@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -240,9 +241,13 @@ func checkEvents(t *testing.T, all map[string]dag.Task, opts dag.Options, out ou
 		wantAttempt := s.runs
 		switch e.To {
 		case dag.Running:
-			s.runs++
+			// A group of Task.Sub makes no attempt: it holds no worker,
+			// and its events and result count 0 attempts.
+			if !declared || task.Sub == nil {
+				s.runs++
+			}
 			wantAttempt = s.runs
-			if s.runs == 1 {
+			if s.firstRun.IsZero() {
 				s.firstRun = e.Time
 			}
 		case dag.Ready:
@@ -478,5 +483,87 @@ func TestCheckLegal(t *testing.T) {
 				t.Errorf("checkLegal reported %q; want legal %t", f.errs, tc.legal)
 			}
 		})
+	}
+}
+
+// TestCheckJobComposed runs jobs with groups, nested groups, Expand, Map,
+// When, trigger rules, ErrSkip and KeepGoing through checkJob, with each
+// MaxParallel: the checkers must accept what the documented rules allow,
+// and the scheduler must keep them.
+func TestCheckJobComposed(t *testing.T) {
+	t.Parallel()
+	put := func(key string) dag.TaskFunc { return succeed(map[string]any{key: key}) }
+	skip := fail(fmt.Errorf("nothing to do: %w", dag.ErrSkip))
+	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
+	cases := []struct {
+		name  string
+		tasks []dag.Task
+		opts  dag.Options
+	}{
+		{"groups", []dag.Task{
+			{Name: "a", Func: put("a")},
+			{Name: "g", DependsOn: []string{"a"}, Sub: []dag.Task{
+				{Name: "x", Func: put("x")},
+				{Name: "h", DependsOn: []string{"x"}, Sub: []dag.Task{{Name: "y", Func: put("y")}}},
+			}},
+			{Name: "b", DependsOn: []string{"g"}, Func: put("b")},
+		}, dag.Options{}},
+		{"a failing group", []dag.Task{
+			{Name: "g", Sub: []dag.Task{
+				{Name: "x", Func: fail(errBoom)},
+				{Name: "y", DependsOn: []string{"x"}, Func: put("y")},
+				{Name: "z", Func: put("z")},
+			}},
+			{Name: "after", DependsOn: []string{"g"}, Func: put("after")},
+		}, dag.Options{}},
+		{"a group that does not run", []dag.Task{
+			{Name: "a", Func: fail(errBoom)},
+			{Name: "g", DependsOn: []string{"a"}, Sub: []dag.Task{{Name: "x", Func: put("x")}, {Name: "y", DependsOn: []string{"x"}, Func: put("y")}}},
+			{Name: "cleanup", DependsOn: []string{"g"}, Trigger: dag.AllDone, Func: put("cleanup")},
+		}, dag.Options{KeepGoing: true}},
+		{"a group after a tolerated failure", []dag.Task{
+			{Name: "a", Func: fail(errBoom), ContinueOnFailure: true},
+			{Name: "g", DependsOn: []string{"a"}, Trigger: dag.NoneFailed, Sub: []dag.Task{{Name: "x", Func: put("x")}}},
+		}, dag.Options{}},
+		{"a group that times out", []dag.Task{
+			{Name: "g", Timeout: time.Second, Sub: []dag.Task{
+				{Name: "x", Func: put("x")},
+				{Name: "slow", Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) { <-ctx.Done(); return nil, ctx.Err() }},
+				{Name: "y", DependsOn: []string{"slow"}, Func: put("y")},
+			}},
+			{Name: "after", DependsOn: []string{"g"}, Trigger: dag.AllDone, Func: put("after")},
+		}, dag.Options{KeepGoing: true}},
+		{"Expand and Map", []dag.Task{
+			{Name: "list", Func: succeed(map[string]any{"xs": []int{1, 2, 3}})},
+			func() dag.Task { m := dag.Map("doubles", "xs", "ys", double); m.DependsOn = []string{"list"}; return m }(),
+			{Name: "fan", DependsOn: []string{"list"}, Expand: func(context.Context, dag.Values) ([]dag.Task, error) {
+				return []dag.Task{{Name: "p", Func: put("p")}, {Name: "q", DependsOn: []string{"p"}, Func: put("q")}}, nil
+			}},
+		}, dag.Options{}},
+		{"When, triggers and ErrSkip", []dag.Task{
+			{Name: "m", Func: put("m")},
+			{Name: "no", DependsOn: []string{"m"}, When: func(dag.Values) bool { return false }, Func: put("no")},
+			{Name: "skips", DependsOn: []string{"m"}, Func: skip},
+			{Name: "join", DependsOn: []string{"no", "skips"}, Trigger: dag.NoneFailed, Func: put("join")},
+			{Name: "strict", DependsOn: []string{"no"}, Func: put("strict")},
+			{Name: "any", DependsOn: []string{"m", "no"}, Trigger: dag.AnySucceeded, Func: put("any")},
+		}, dag.Options{}},
+		{"KeepGoing", []dag.Task{
+			{Name: "bad", Func: fail(errBoom)},
+			{Name: "good", Func: put("good")},
+			{Name: "after-bad", DependsOn: []string{"bad"}, Func: put("after-bad")},
+			{Name: "alert", DependsOn: []string{"bad", "good"}, Trigger: dag.AnyFailed, Func: put("alert")},
+		}, dag.Options{KeepGoing: true}},
+	}
+	for _, tc := range cases {
+		for _, mp := range parallels {
+			t.Run(fmt.Sprintf("%s/MaxParallel=%d", tc.name, mp), func(t *testing.T) {
+				opts := tc.opts
+				opts.Name, opts.MaxParallel = "composed", mp
+				synctest.Test(t, func(t *testing.T) {
+					runJob(t, tc.tasks, opts) // checkJob fails the test on a broken rule
+				})
+			})
+		}
 	}
 }

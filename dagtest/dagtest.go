@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -158,15 +157,3 @@ func known(tasks []dag.Task, prefix string) string {
 	}
 	return s
 }
-
-// Return returns a Func that returns a copy of out on every call.
-func Return(out map[string]any) dag.TaskFunc {
-	out = maps.Clone(out)
-	return func(context.Context, dag.Values) (map[string]any, error) {
-		return maps.Clone(out), nil
-	}
-}
-
-// NoDelay is a retry policy for [dag.Options].Backoff or [dag.Task].Backoff
-// that retries at once, so that a test of retries waits for nothing.
-func NoDelay() backoff.BackOff { return &backoff.ZeroBackOff{} }

@@ -5,8 +5,21 @@ import (
 	"maps"
 	"sync/atomic"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/dagrun/dag"
 )
+
+// Return returns a Func that returns a copy of out on every call.
+func Return(out map[string]any) dag.TaskFunc {
+	out = maps.Clone(out)
+	return func(context.Context, dag.Values) (map[string]any, error) {
+		return maps.Clone(out), nil
+	}
+}
+
+// NoDelay is a retry policy for [dag.Options].Backoff or [dag.Task].Backoff
+// that retries at once, so that a test of retries waits for nothing.
+func NoDelay() backoff.BackOff { return &backoff.ZeroBackOff{} }
 
 // Fail returns a Func that fails every call with err.
 func Fail(err error) dag.TaskFunc {

@@ -835,12 +835,15 @@ func randomJob(r *rand.Rand, id, n int) (tasks []dag.Task, opts dag.Options, wan
 	return tasks, dag.Options{Name: "job " + strconv.Itoa(id), Context: map[string]any{"job": id}}, want
 }
 
-// TestReliabilityManyJobs runs 1,000 random jobs of 100 tasks at once:
-// each ends Completed with every task completed and exactly its own
-// context, and no task sees another job's values.
+// TestReliabilityManyJobs runs 300 random jobs of 100 tasks at once (1,000
+// with -dag.huge): each ends Completed with every task completed and
+// exactly its own context, and no task sees another job's values.
 func TestReliabilityManyJobs(t *testing.T) {
 	t.Parallel()
-	const jobs, n = 1000, 100
+	jobs, n := 300, 100
+	if *hugeFlag {
+		jobs = 1000
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	type run struct {
 		job   *dag.Job

@@ -6,8 +6,9 @@ package dag_test
 //	go test -run '^$' -bench . -benchmem
 //
 // Every benchmark reports ns/task, allocs/task and B/task. TestPerfTable,
-// behind -dag.perf, runs them all and prints the README's table with the
-// ratios to the floor measured in the same run:
+// behind -dag.perf, runs them all and prints the table of
+// docs/performance.md with the ratios to the floor measured in the same
+// run:
 //
 //	go test -run TestPerfTable -dag.perf -v -timeout 30m
 //
@@ -462,8 +463,8 @@ func TestBenchShapes(t *testing.T) {
 	}
 }
 
-// TestPerfTable runs every benchmark and prints the table of the README's
-// Performance section, with ratios measured in this one run. It runs only
+// TestPerfTable runs every benchmark and prints the table of
+// docs/performance.md, with ratios measured in this one run. It runs only
 // with -dag.perf.
 func TestPerfTable(t *testing.T) {
 	if !*bPerf {

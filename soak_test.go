@@ -743,7 +743,7 @@ func skHeap() uint64 {
 // Progress pollers and slow event readers, and checks every job as the
 // property test does and more (see the top of the file). At the end the
 // goroutines and the heap must be back near where they started. It logs the
-// figures the README quotes (run with -v to see them).
+// figures docs/reliability.md quotes (run with -v to see them).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak runs hundreds of jobs in real time; skipped with -short")

@@ -92,8 +92,9 @@
 //
 // Every state transition of the job and of each task is sent, in order and
 // without loss, on [Options.Events] if it is set; see [State] for the legal
-// transitions. [LogEvents] logs them with [log/slog]; [Job.Progress] gives
-// live counts at any time.
+// transitions. [Options.Logger] logs them with [log/slog], every record
+// written before [Job.Wait] returns; [Job.Progress] gives live counts at any
+// time; [WriteDOT] and [WriteMermaid] draw the job with its states.
 //
 // # Testing a TaskFunc
 //

@@ -30,8 +30,9 @@ type Job struct {
 	stopTimer  context.CancelFunc // releases Options.Timeout's timer
 	timeoutErr error              // the cause when Options.Timeout passes
 	stopWatch  func() bool        // unregisters the watch on ctx
-	events     *eventQueue        // nil without Options.Events
+	events     *eventQueue        // nil without Options.Events and Options.Logger
 	done       chan struct{}
+	logged     chan struct{} // closed after done once Options.Logger wrote every record; nil without it
 	doneResult Result
 	doneErr    error
 
@@ -199,9 +200,7 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 		}
 		j.ctx, j.stopTimer = context.WithTimeoutCause(base, opts.Timeout, j.timeoutErr)
 	}
-	if opts.Events != nil {
-		j.events = newEventQueue(opts.Events)
-	}
+	j.events, j.logged = newEventSink(opts.Events, opts.Logger, j.done)
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -234,16 +233,23 @@ func (j *Job) who() string {
 // was cancelled or timed out. Every call returns the same answer.
 //
 // Wait returns within a short grace period (20 ms) of the job stopping even
-// if some Funcs ignore their context; see [TaskResult.Abandoned]. It does
-// not wait for events to be read.
+// if some Funcs ignore their context; see [TaskResult.Abandoned]. It waits
+// for [Options.Logger] to write every record, but not for events to be
+// read.
 func (j *Job) Wait() (Result, error) {
-	<-j.done
+	<-j.Done()
 	return j.doneResult, j.doneErr
 }
 
-// Done returns a channel that is closed when the job has ended, after which
-// Wait returns at once.
-func (j *Job) Done() <-chan struct{} { return j.done }
+// Done returns a channel that is closed when the job has ended and
+// [Options.Logger], if set, has written every record; after that, Wait
+// returns at once.
+func (j *Job) Done() <-chan struct{} {
+	if j.logged != nil {
+		return j.logged
+	}
+	return j.done
+}
 
 // Cancel stops the job: running attempts have their context cancelled,
 // nothing new starts, and the job ends Canceled with an error matching

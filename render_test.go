@@ -94,6 +94,7 @@ func renderCases() []renderCase {
 		{Name: "cleanup", DependsOn: []string{"ship"}},
 		{Name: "alert", DependsOn: []string{"build"}},
 	}
+	composed, composedRes := composedRun()
 	var nasty []dag.Task
 	nastyRes := &dag.Result{State: dag.Running, Tasks: map[string]dag.TaskResult{}}
 	for i, n := range nastyNames {
@@ -145,7 +146,102 @@ func renderCases() []renderCase {
 			"g/h/c": {State: dag.Completed, Attempts: 1, Restored: true},
 		}}},
 		{name: "names", tasks: nasty, res: nastyRes},
+		{name: "composed-run", tasks: composed, res: composedRes},
 		{name: "empty"},
+	}
+}
+
+// composedRun runs a job with a group, an Expand whose children hold a
+// group and a tolerated failure, and a restored task, and returns its
+// tasks and Result.
+func composedRun() ([]dag.Task, *dag.Result) {
+	ok := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	tasks := []dag.Task{
+		{Name: "fetch", Func: ok},
+		{Name: "build", DependsOn: []string{"fetch"}, Sub: []dag.Task{
+			{Name: "compile", Func: ok},
+			{Name: "test", DependsOn: []string{"compile"}, Func: ok},
+		}},
+		{Name: "fan", DependsOn: []string{"fetch"}, Expand: func(context.Context, dag.Values) ([]dag.Task, error) {
+			return []dag.Task{
+				{Name: "item-0", Func: ok},
+				{Name: "item-1", ContinueOnFailure: true, Func: func(context.Context, dag.Values) (map[string]any, error) {
+					return nil, errors.New("no such item")
+				}},
+				{Name: "more", Sub: []dag.Task{{Name: "deep", Func: ok}}},
+			}, nil
+		}},
+		{Name: "ship", DependsOn: []string{"build", "fan"}, Func: ok},
+	}
+	earlier := &dag.Result{State: dag.Failed, Tasks: map[string]dag.TaskResult{
+		"fetch": {State: dag.Completed, Attempts: 1, Output: map[string]any{}},
+	}}
+	job, err := dag.Run(context.Background(), tasks, dag.Options{MaxParallel: 1, Resume: earlier})
+	if err != nil {
+		panic(err)
+	}
+	res, err := job.Wait()
+	if err != nil {
+		panic(err)
+	}
+	return tasks, &res
+}
+
+// TestRenderSnapshot draws a running job from Job.Snapshot: the running
+// child of a group, the group and what waits for it show their live
+// states.
+func TestRenderSnapshot(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
+	ok := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	tasks := []dag.Task{
+		{Name: "a", Func: ok},
+		{Name: "g", DependsOn: []string{"a"}, Sub: []dag.Task{
+			{Name: "x", Func: func(context.Context, dag.Values) (map[string]any, error) {
+				close(started)
+				<-release
+				return nil, nil
+			}},
+			{Name: "y", DependsOn: []string{"x"}, Func: ok},
+		}},
+		{Name: "b", DependsOn: []string{"g"}, Func: ok},
+	}
+	job, err := dag.Run(t.Context(), tasks, dag.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Wait()
+	defer close(release)
+	<-started
+	snap := job.Snapshot()
+	var d, m bytes.Buffer
+	if err := dag.WriteDOT(&d, tasks, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := dag.WriteMermaid(&m, tasks, &snap); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := dotLabels(d.Bytes())
+	if err != nil {
+		t.Fatalf("DOT output does not parse: %v\n%s", err, d.Bytes())
+	}
+	ml, err := mermaidCheck(m.String())
+	if err != nil {
+		t.Fatalf("Mermaid output is malformed: %v\n%s", err, m.Bytes())
+	}
+	want := map[string]string{
+		"n0": "a\ncompleted, 1 attempt",
+		"n2": "x\nrunning, 1 attempt",
+		"n3": "y\npending",
+		"n4": "b\npending",
+	}
+	for id, label := range want {
+		if dl[id] != label || ml[id] != label {
+			t.Errorf("label of %s: DOT %q, Mermaid %q; want %q", id, dl[id], ml[id], label)
+		}
+	}
+	if dl["cluster_1"] != "g\nrunning" || ml["n1"] != "g\nrunning" {
+		t.Errorf("label of the group: DOT %q, Mermaid %q; want %q", dl["cluster_1"], ml["n1"], "g\nrunning")
 	}
 }
 

@@ -47,16 +47,21 @@ func garnish(ctx context.Context, in dag.Values) (map[string]any, error) {
 	return map[string]any{"smoothie": s + ", with " + sugar}, nil
 }
 
-// Dice a banana and a mango in parallel, blend them, and garnish the
-// smoothie if that works out.
-func ExampleRun() {
-	tasks := []dag.Task{
+// smoothie is a job: dice a banana and a mango in parallel, blend them,
+// and garnish the smoothie if that works out.
+func smoothie() []dag.Task {
+	return []dag.Task{
 		{Name: "dice-banana", Func: dice("banana")},
 		{Name: "dice-mango", Func: dice("mango")},
 		{Name: "blend", DependsOn: []string{"dice-banana", "dice-mango"}, Func: blend},
 		{Name: "garnish", DependsOn: []string{"blend"}, Func: garnish, ContinueOnFailure: true},
 	}
-	job, err := dag.Run(context.Background(), tasks, dag.Options{
+}
+
+// Run the smoothie job. There is no sugar in the kitchen: garnish fails,
+// and as it has ContinueOnFailure the job completes without it.
+func ExampleRun() {
+	job, err := dag.Run(context.Background(), smoothie(), dag.Options{
 		Name:    "smoothie",
 		Context: map[string]any{"fruits": []string{"banana", "mango"}},
 		Timeout: 3 * time.Second,

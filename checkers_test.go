@@ -21,10 +21,11 @@ import (
 )
 
 // legal reports whether a task may move from one state to another, as the
-// table in the doc of dag.State says. Two transitions are only for some
+// table in the doc of dag.State says. Three transitions are only for some
 // tasks: Pending -> Running for a group (a task with children, whose
-// events name it "group/child"), and Pending -> Completed for a task
-// restored from an earlier run.
+// events name it "group/child"), Pending -> Completed for a task restored
+// from an earlier run, and Pending -> Failed for a task whose When
+// panicked (which checkJob, knowing the tasks, checks).
 func legal(from, to dag.State, group, restored bool) bool {
 	switch {
 	case to == dag.Canceled:
@@ -33,6 +34,8 @@ func legal(from, to dag.State, group, restored bool) bool {
 		switch to {
 		case dag.Ready, dag.Skipped, dag.UpstreamFailed:
 			return true
+		case dag.Failed:
+			return true // its When panicked; checkJob checks that it has a When
 		case dag.Running:
 			return group
 		case dag.Completed:
@@ -262,6 +265,9 @@ func checkEvents(t *testing.T, all map[string]dag.Task, opts dag.Options, out ou
 				t.Errorf("event %d (%v) has error %v; want an error: %t", i, e, e.Err, wantErr)
 			}
 		}
+		if declared && e.From == dag.Pending && e.To == dag.Failed && task.When == nil {
+			t.Errorf("event %d (%v): a task without When failed before it ran", i, e)
+		}
 		if declared && e.From == dag.Pending && e.To != dag.Canceled && !restoredTask {
 			checkTrigger(t, i, e, task, all, seqs[parentOf(e.Task)] == nil || seqs[parentOf(e.Task)].state == dag.Running,
 				func(name string) dag.State { return seqs[name].state })
@@ -360,7 +366,7 @@ func checkTrigger(t *testing.T, i int, e *dag.Event, task dag.Task, all map[stri
 	}
 	decided := task.Trigger.Decide(states, tolerated)
 	switch e.To {
-	case dag.Ready, dag.Running:
+	case dag.Ready, dag.Running, dag.Failed: // Failed: its When, asked because the rule said run, panicked
 		if decided != dag.Running {
 			t.Errorf("event %d (%v): trigger %v on dependencies %v %v says %v; want it to run", i, e, task.Trigger, task.DependsOn, states, decided)
 		}
@@ -380,8 +386,19 @@ func checkWaitErr(t *testing.T, all map[string]dag.Task, opts dag.Options, out o
 	if out.Err != nil && opts.Name != "" && !strings.Contains(out.Err.Error(), opts.Name) {
 		t.Errorf("Wait's error %q does not name the job %q", out.Err, opts.Name)
 	}
-	if out.Err != nil && (!strings.HasPrefix(out.Err.Error(), "dag: ") || strings.Count(out.Err.Error(), "dag: ") != 1) {
-		t.Errorf("Wait's error %q; want it to start with \"dag: \" and say it once", out.Err)
+	if out.Err != nil {
+		// Each line is a message (KeepGoing joins one per failed task):
+		// "dag: " starts the first, and no line says it but at its start.
+		msg := out.Err.Error()
+		ok := strings.HasPrefix(msg, "dag: ")
+		for _, l := range strings.Split(msg, "\n") {
+			if n := strings.Count(l, "dag: "); n > 1 || n == 1 && !strings.HasPrefix(l, "dag: ") {
+				ok = false
+			}
+		}
+		if !ok {
+			t.Errorf("Wait's error %q; want \"dag: \" to start it and no line to say it but at its start", msg)
+		}
 	}
 	switch out.Res.State {
 	case dag.Completed:
@@ -475,6 +492,7 @@ func TestCheckLegal(t *testing.T) {
 		{"a group completing before its child", stream(ev("g", dag.Pending, dag.Running), ev("g/c", dag.Pending, dag.Ready),
 			ev("g", dag.Running, dag.Completed), ev("g/c", dag.Ready, dag.Running), ev("g/c", dag.Running, dag.Completed)), nil, false},
 		{"children of a group that did not run", stream(ev("g", dag.Pending, dag.UpstreamFailed), ev("g/c", dag.Pending, dag.UpstreamFailed)), nil, true},
+		{"Pending -> Failed (a When that panicked)", stream(ev("a", dag.Pending, dag.Failed)), nil, true},
 		{"Pending -> Completed, restored", stream(ev("a", dag.Pending, dag.Completed)), []string{"a"}, true},
 		{"Pending -> Completed, not restored", stream(ev("a", dag.Pending, dag.Completed)), []string{"b"}, false},
 		{"Ready -> Completed", stream(ev("a", dag.Pending, dag.Ready), ev("a", dag.Ready, dag.Completed)), nil, false},

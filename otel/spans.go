@@ -24,6 +24,7 @@ const (
 	keyAttempt  = attribute.Key("dag.attempt")
 	keyAttempts = attribute.Key("dag.attempts")
 	keyRestored = attribute.Key("dag.restored")
+	keyReason   = attribute.Key("dag.reason")
 )
 
 // recorder turns the events of one job into spans. One goroutine, run,
@@ -169,8 +170,13 @@ func (r *recorder) handle(e dag.Event) {
 		if e.To.Final() {
 			r.endOpen(e.Time)
 			r.jobSpan.SetAttributes(keyState.String(e.To.String()))
-			if e.To != dag.Completed && e.Err != nil {
-				recordError(r.jobSpan, e.Err, e.Time)
+			switch {
+			case e.Err == nil:
+			case e.To == dag.Failed:
+				// Err joins the tasks' errors: name its type, not theirs.
+				recordError(r.jobSpan, e.Err, e.Time, semconv.ErrorType(e.Err))
+			case e.To == dag.Canceled:
+				recordError(r.jobSpan, e.Err, e.Time, errorType(e.Err))
 			}
 			r.jobSpan.End(trace.WithTimestamp(e.Time))
 			r.jobEnded = true
@@ -178,14 +184,7 @@ func (r *recorder) handle(e dag.Event) {
 		return
 	}
 
-	t := r.tasks[e.Task]
-	if t == nil {
-		t = &taskSpan{}
-		t.ctx, t.span = r.tracer.Start(r.parentOf(e.Task), "task "+e.Task,
-			trace.WithTimestamp(e.Time),
-			trace.WithAttributes(keyJob.String(r.job), keyTask.String(e.Task)))
-		r.tasks[e.Task] = t
-	}
+	t := r.taskSpan(e.Task, e.Time)
 	if e.From == dag.Running && e.Attempt > 0 {
 		r.endAttempt(e)
 	}
@@ -201,23 +200,38 @@ func (r *recorder) handle(e dag.Event) {
 			keyAttempts.Int(t.attempts),
 			keyRestored.Bool(e.From == dag.Pending && e.To == dag.Completed),
 		)
-		if e.To == dag.Failed && e.Err != nil {
-			recordError(t.span, e.Err, e.Time)
+		switch {
+		case e.Err == nil:
+		case e.To == dag.Failed:
+			recordError(t.span, e.Err, e.Time, errorType(e.Err))
+		case e.To == dag.Skipped:
+			t.span.SetAttributes(keyReason.String(e.Err.Error()))
 		}
 		t.span.End(trace.WithTimestamp(e.Time))
 		t.ended = true
 	}
 }
 
-// parentOf returns the context holding the span that a task's span is a
-// child of: its group's, or the job's.
-func (r *recorder) parentOf(task string) context.Context {
+// taskSpan returns the span of task, starting it at if it has none yet,
+// and its group's span too if need be: a group that does not run can end
+// after its children.
+func (r *recorder) taskSpan(task string, at time.Time) *taskSpan {
+	if t := r.tasks[task]; t != nil {
+		return t
+	}
+	parent := r.jobCtx
 	for i := strings.LastIndexByte(task, '/'); i > 0; i = strings.LastIndexByte(task[:i], '/') {
-		if g := r.tasks[task[:i]]; g != nil && r.groups[task[:i]] {
-			return g.ctx
+		if r.groups[task[:i]] {
+			parent = r.taskSpan(task[:i], at).ctx
+			break
 		}
 	}
-	return r.jobCtx
+	t := &taskSpan{}
+	t.ctx, t.span = r.tracer.Start(parent, "task "+task,
+		trace.WithTimestamp(at),
+		trace.WithAttributes(keyJob.String(r.job), keyTask.String(task)))
+	r.tasks[task] = t
+	return t
 }
 
 func (r *recorder) startAttempt(t *taskSpan, e dag.Event) {
@@ -242,8 +256,12 @@ func (r *recorder) endAttempt(e dag.Event) {
 	}
 	a.ended = true
 	a.span.SetAttributes(keyState.String(e.To.String()))
-	if (e.To == dag.Failed || e.To == dag.Retrying) && e.Err != nil {
-		recordError(a.span, e.Err, e.Time)
+	switch {
+	case e.Err == nil:
+	case e.To == dag.Failed || e.To == dag.Retrying:
+		recordError(a.span, e.Err, e.Time, errorType(e.Err))
+	case e.To == dag.Skipped:
+		a.span.SetAttributes(keyReason.String(e.Err.Error()))
 	}
 	a.span.End(trace.WithTimestamp(e.Time))
 }
@@ -278,9 +296,9 @@ func (r *recorder) endOpen(at time.Time) {
 	}
 }
 
-// recordError gives span status Error, error.type and an exception event
-// for err.
-func recordError(span trace.Span, err error, at time.Time) {
+// recordError gives span status Error, the attribute typ (error.type) and
+// an exception event for err.
+func recordError(span trace.Span, err error, at time.Time, typ attribute.KeyValue) {
 	msg := err.Error()
 	var pe *dag.PanicError
 	if errors.As(err, &pe) {
@@ -293,15 +311,20 @@ func recordError(span trace.Span, err error, at time.Time) {
 	} else {
 		span.RecordError(err, trace.WithTimestamp(at))
 	}
+	span.SetAttributes(typ)
+	span.SetStatus(codes.Error, msg)
+}
+
+// errorType returns error.type for err: "timeout" or "canceled" for the
+// errors of a context, err's type otherwise.
+func errorType(err error) attribute.KeyValue {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		span.SetAttributes(semconv.ErrorTypeKey.String("timeout"))
+		return semconv.ErrorTypeKey.String("timeout")
 	case errors.Is(err, context.Canceled):
-		span.SetAttributes(semconv.ErrorTypeKey.String("canceled"))
-	default:
-		span.SetAttributes(semconv.ErrorType(err))
+		return semconv.ErrorTypeKey.String("canceled")
 	}
-	span.SetStatus(codes.Error, msg)
+	return semconv.ErrorType(err)
 }
 
 // panicType names dag.PanicError as the SDK's RecordError names types.

@@ -74,9 +74,10 @@ func summarize(spans tracetest.SpanStubs) []span {
 }
 
 // record runs tasks with dagotel.Run under a parent span "test", with an
-// Events channel of its own that it reads, and returns the job's result,
-// Wait's error, the spans and the events.
-func record(t *testing.T, tasks []dag.Task, opts dag.Options) (dag.Result, error, tracetest.SpanStubs, []dag.Event) {
+// Events channel of its own that it reads, calls during (if not nil) with
+// the job, and returns the job's result, Wait's error, the spans and the
+// events.
+func record(t *testing.T, tasks []dag.Task, opts dag.Options, during func(*dagotel.Job)) (dag.Result, error, tracetest.SpanStubs, []dag.Event) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
@@ -94,6 +95,9 @@ func record(t *testing.T, tasks []dag.Task, opts dag.Options) (dag.Result, error
 	job, err := dagotel.Run(ctx, tasks, opts, tp)
 	if err != nil {
 		t.Fatalf("Run() = %v", err)
+	}
+	if during != nil {
+		during(job)
 	}
 	res, err := job.Wait()
 	parent.End()
@@ -134,6 +138,7 @@ func TestSpans(t *testing.T) {
 		{Name: "group", DependsOn: []string{"extract"}, Sub: []dag.Task{
 			{Name: "a", Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) { child(ctx); return nil, nil }},
 			{Name: "b", DependsOn: []string{"a"}, Func: ok},
+			{Name: "inner", DependsOn: []string{"b"}, Sub: []dag.Task{{Name: "z", Func: ok}}},
 		}},
 		{Name: "idle", DependsOn: []string{"slow"}, Sub: []dag.Task{{Name: "c", Func: ok}}},
 		{Name: "fan", Expand: func(ctx context.Context, _ dag.Values) ([]dag.Task, error) {
@@ -148,7 +153,7 @@ func TestSpans(t *testing.T) {
 		Name:      "etl",
 		KeepGoing: true,
 		Backoff:   func() backoff.BackOff { return &backoff.ZeroBackOff{} },
-	})
+	}, nil)
 	if err == nil {
 		t.Fatal("Wait() = nil; want the errors of slow")
 	}
@@ -175,6 +180,7 @@ func TestSpans(t *testing.T) {
 		{Key: "attempt fan/y #1", Parent: "task fan/y", Attrs: attempt("fan/y", "completed", 1)},
 		{Key: "attempt group/a #1", Parent: "task group/a", Attrs: attempt("group/a", "completed", 1)},
 		{Key: "attempt group/b #1", Parent: "task group/b", Attrs: attempt("group/b", "completed", 1)},
+		{Key: "attempt group/inner/z #1", Parent: "task group/inner/z", Attrs: attempt("group/inner/z", "completed", 1)},
 		{Key: "attempt nothing #1", Parent: "task nothing", Attrs: with(attempt("nothing", "skipped", 1), "dag.reason", "no new rows: dag: task skipped")},
 		{Key: "attempt slow #1", Parent: "task slow", Attrs: with(attempt("slow", "failed", 1), "error.type", "timeout"), Status: codes.Error, Desc: timeout, Events: []string{"exception: " + timeout}},
 		{Key: "attempt transform #1", Parent: "task transform", Attrs: with(attempt("transform", "failed", 1), "error.type", "*dag.PanicError"), Status: codes.Error, Desc: "panic: bad row", Events: []string{"exception: panic: bad row"}},
@@ -190,6 +196,8 @@ func TestSpans(t *testing.T) {
 		{Key: "task group", Parent: "job etl", Attrs: task("group", "completed", 0)},
 		{Key: "task group/a", Parent: "task group", Attrs: task("group/a", "completed", 1), Events: []string{"ready"}},
 		{Key: "task group/b", Parent: "task group", Attrs: task("group/b", "completed", 1), Events: []string{"ready"}},
+		{Key: "task group/inner", Parent: "task group", Attrs: task("group/inner", "completed", 0)},
+		{Key: "task group/inner/z", Parent: "task group/inner", Attrs: task("group/inner/z", "completed", 1), Events: []string{"ready"}},
 		{Key: "task idle", Parent: "job etl", Attrs: task("idle", "upstream_failed", 0)},
 		{Key: "task idle/c", Parent: "task idle", Attrs: task("idle/c", "upstream_failed", 0)},
 		{Key: "task maybe", Parent: "job etl", Attrs: task("maybe", "skipped", 0)},
@@ -212,6 +220,87 @@ func TestSpans(t *testing.T) {
 	}
 	checkTimes(t, spans, evs, "fan")
 	checkPanicStack(t, spans)
+}
+
+func TestSpansCanceled(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	_, err, spans, evs := record(t, []dag.Task{
+		{Name: "hang", Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}},
+		{Name: "later", DependsOn: []string{"hang"}, Func: ok},
+	}, dag.Options{Name: "etl"}, func(job *dagotel.Job) {
+		<-started
+		job.Cancel()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait() = %v; want context.Canceled", err)
+	}
+	want := []span{
+		{Key: "attempt hang #1", Parent: "task hang", Attrs: map[string]string{"dag.job": "etl", "dag.task": "hang", "dag.state": "canceled", "dag.attempt": "1"}},
+		{Key: "job etl", Parent: "test", Attrs: map[string]string{"dag.job": "etl", "dag.state": "canceled", "error.type": "canceled"}, Status: codes.Error, Desc: err.Error(), Events: []string{"exception: " + err.Error()}},
+		{Key: "task hang", Parent: "job etl", Attrs: map[string]string{"dag.job": "etl", "dag.task": "hang", "dag.state": "canceled", "dag.attempts": "1", "dag.restored": "false"}, Events: []string{"ready"}},
+		{Key: "task later", Parent: "job etl", Attrs: map[string]string{"dag.job": "etl", "dag.task": "later", "dag.state": "canceled", "dag.attempts": "0", "dag.restored": "false"}},
+		{Key: "test", Attrs: map[string]string{}},
+	}
+	if diff := cmp.Diff(want, summarize(spans)); diff != "" {
+		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+	checkTimes(t, spans, evs)
+}
+
+func TestSpansRestored(t *testing.T) {
+	t.Parallel()
+	fail := true
+	tasks := []dag.Task{
+		{Name: "a", Func: ok},
+		{Name: "b", DependsOn: []string{"a"}, MaxRetries: dag.NoRetries, Func: func(context.Context, dag.Values) (map[string]any, error) {
+			if fail {
+				return nil, errors.New("down")
+			}
+			return nil, nil
+		}},
+	}
+	first, err, _, _ := record(t, tasks, dag.Options{Name: "etl"}, nil)
+	if err == nil {
+		t.Fatal("first Wait() = nil; want b's error")
+	}
+	fail = false
+	_, err, spans, evs := record(t, tasks, dag.Options{Name: "etl", Resume: &first}, nil)
+	if err != nil {
+		t.Fatalf("second Wait() = %v; want nil", err)
+	}
+	want := []span{
+		{Key: "attempt b #1", Parent: "task b", Attrs: map[string]string{"dag.job": "etl", "dag.task": "b", "dag.state": "completed", "dag.attempt": "1"}},
+		{Key: "job etl", Parent: "test", Attrs: map[string]string{"dag.job": "etl", "dag.state": "completed"}},
+		{Key: "task a", Parent: "job etl", Attrs: map[string]string{"dag.job": "etl", "dag.task": "a", "dag.state": "completed", "dag.attempts": "0", "dag.restored": "true"}},
+		{Key: "task b", Parent: "job etl", Attrs: map[string]string{"dag.job": "etl", "dag.task": "b", "dag.state": "completed", "dag.attempts": "1", "dag.restored": "false"}, Events: []string{"ready"}},
+		{Key: "test", Attrs: map[string]string{}},
+	}
+	if diff := cmp.Diff(want, summarize(spans)); diff != "" {
+		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+	checkTimes(t, spans, evs)
+}
+
+func TestRunInvalid(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	events := make(chan dag.Event)
+	job, err := dagotel.Run(t.Context(), []dag.Task{{Name: "a", Func: ok, DependsOn: []string{"nope"}}}, dag.Options{Events: events}, tp)
+	if !errors.Is(err, dag.ErrMissingDependency) || job != nil {
+		t.Fatalf("Run() = %v, %v; want nil, ErrMissingDependency", job, err)
+	}
+	if e, open := <-events; open {
+		t.Errorf("Events received %v; want it closed", e)
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans recorded; want none", n)
+	}
 }
 
 // checkTimes checks that each job, task and attempt span starts and ends at

@@ -186,3 +186,41 @@ func attr(s tracetest.SpanStub, k attribute.Key) string {
 	}
 	return ""
 }
+
+// TestRecorderForgetsEndedSpans checks that the recorder holds only the
+// spans still open, whichever of an attempt's end and its Func's look-up
+// comes first.
+func TestRecorderForgetsEndedSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	r := newRecorder(context.Background(), sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)).Tracer(scope), "j")
+	held := func(when string, tasks, attempts int) {
+		t.Helper()
+		if len(r.tasks) != tasks || len(r.attempts) != attempts {
+			t.Errorf("%s: %d task and %d attempt records held; want %d and %d", when, len(r.tasks), len(r.attempts), tasks, attempts)
+		}
+	}
+	r.handle(ev(1, "", dag.Pending, dag.Running, 0, nil))
+	r.handle(ev(1, "a", dag.Pending, dag.Ready, 1, nil))
+	r.handle(ev(2, "a", dag.Ready, dag.Running, 1, nil))
+	// The Func looks its span up while the attempt runs.
+	if _, a := r.attemptContextOf(context.Background(), dag.TaskInfo{Job: "j", Task: "a", Attempt: 1}); a == nil {
+		t.Fatal("attemptContextOf(a) returned no attempt")
+	}
+	held("a running", 1, 1)
+	r.handle(ev(3, "a", dag.Running, dag.Completed, 1, nil))
+	held("a completed", 0, 0)
+
+	// The attempt of b times out before its Func looks it up.
+	r.handle(ev(3, "b", dag.Pending, dag.Ready, 1, nil))
+	r.handle(ev(4, "b", dag.Ready, dag.Running, 1, nil))
+	r.handle(ev(5, "b", dag.Running, dag.Failed, 1, context.DeadlineExceeded))
+	held("b failed", 0, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.attemptContextOf(ctx, dag.TaskInfo{Job: "j", Task: "b", Attempt: 1})
+	held("b's Func started", 0, 0)
+	r.handle(ev(6, "", dag.Running, dag.Failed, 0, errors.New("b failed")))
+	if n := len(exp.GetSpans()); n != 5 {
+		t.Errorf("%d spans ended; want 5", n)
+	}
+}

@@ -45,8 +45,8 @@ type recorder struct {
 	jobSpan  trace.Span                  // guarded by mu; nil until the job's first event
 	jobCtx   context.Context             // guarded by mu; holds jobSpan
 	jobEnded bool                        // guarded by mu
-	tasks    map[string]*taskSpan        // guarded by mu; by full name
-	attempts map[attemptKey]*attemptSpan // guarded by mu
+	tasks    map[string]*taskSpan        // guarded by mu; open task spans, by full name
+	attempts map[attemptKey]*attemptSpan // guarded by mu; attempts not yet both ended and claimed
 	groups   map[string]bool             // guarded by mu; full names of tasks with Sub or Expand
 	over     bool                        // guarded by mu; no event comes any more
 }
@@ -55,7 +55,6 @@ type taskSpan struct {
 	span     trace.Span
 	ctx      context.Context // holds span: the parent of attempts and children
 	attempts int
-	ended    bool
 }
 
 type attemptKey struct {
@@ -65,10 +64,24 @@ type attemptKey struct {
 
 // attemptSpan is the span of one attempt. A wrapper that looks it up before
 // run has started it creates it empty and waits on ready.
+//
+// A record is dropped once its span has ended and its wrapper has claimed
+// it, so that a job holds the spans of its running attempts only. A wrapper
+// that comes after its attempt ended and was dropped finds its ctx done
+// (the attempt timed out or the job stopped), and does not wait.
 type attemptSpan struct {
-	span  trace.Span    // nil until the attempt's Running event; then set once
-	ready chan struct{} // closed once span is set, or when no event comes any more
-	ended bool
+	key     attemptKey
+	span    trace.Span    // nil until the attempt's Running event; then set once
+	ready   chan struct{} // closed once span is set, or when no event comes any more
+	ended   bool
+	claimed bool // the attempt's wrapper has looked it up
+}
+
+// drop forgets a once it has ended and been claimed. r.mu is held.
+func (r *recorder) drop(a *attemptSpan) {
+	if a.ended && a.claimed {
+		delete(r.attempts, a.key)
+	}
 }
 
 func newRecorder(ctx context.Context, tracer trace.Tracer, job string) *recorder {
@@ -128,7 +141,6 @@ func (r *recorder) run(in <-chan dag.Event, out chan<- dag.Event) {
 func (r *recorder) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.over = true
 	for _, a := range r.attempts {
 		if a.span == nil {
 			close(a.ready)
@@ -139,16 +151,21 @@ func (r *recorder) finish() {
 		r.jobSpan.End()
 		r.jobEnded = true
 	}
+	r.over = true
+	r.attempts, r.tasks = nil, nil
 }
 
-// attempt returns the attempt's record, creating it if needed.
+// attempt returns the attempt's record, creating it if needed. After the
+// job's events ended it returns an empty record, ready at once.
 func (r *recorder) attempt(k attemptKey) *attemptSpan {
+	if r.over {
+		a := &attemptSpan{key: k, ready: make(chan struct{})}
+		close(a.ready)
+		return a
+	}
 	a := r.attempts[k]
 	if a == nil {
-		a = &attemptSpan{ready: make(chan struct{})}
-		if r.over {
-			close(a.ready)
-		}
+		a = &attemptSpan{key: k, ready: make(chan struct{})}
 		r.attempts[k] = a
 	}
 	return a
@@ -191,9 +208,6 @@ func (r *recorder) handle(e dag.Event) {
 	switch {
 	case e.To == dag.Running && e.From == dag.Ready:
 		r.startAttempt(t, e)
-	case e.To == dag.Ready || e.To == dag.Retrying:
-		t.span.AddEvent(e.To.String(), trace.WithTimestamp(e.Time),
-			trace.WithAttributes(keyAttempt.Int(e.Attempt)))
 	case e.To.Final():
 		t.span.SetAttributes(
 			keyState.String(e.To.String()),
@@ -208,7 +222,9 @@ func (r *recorder) handle(e dag.Event) {
 			t.span.SetAttributes(keyReason.String(e.Err.Error()))
 		}
 		t.span.End(trace.WithTimestamp(e.Time))
-		t.ended = true
+		// No event of the task, nor of a child if it is a group, comes
+		// after its final one.
+		delete(r.tasks, e.Task)
 	}
 }
 
@@ -243,9 +259,7 @@ func (r *recorder) startAttempt(t *taskSpan, e dag.Event) {
 	_, a.span = r.tracer.Start(t.ctx, "attempt "+e.Task,
 		trace.WithTimestamp(e.Time),
 		trace.WithAttributes(keyJob.String(r.job), keyTask.String(e.Task), keyAttempt.Int(e.Attempt)))
-	if !r.over {
-		close(a.ready)
-	}
+	close(a.ready)
 }
 
 // endAttempt ends the span of the attempt that e ends, if it has not ended.
@@ -264,6 +278,7 @@ func (r *recorder) endAttempt(e dag.Event) {
 		a.span.SetAttributes(keyReason.String(e.Err.Error()))
 	}
 	a.span.End(trace.WithTimestamp(e.Time))
+	r.drop(a)
 }
 
 // expanded ends the span of an attempt whose Expand succeeded, now: no
@@ -277,6 +292,7 @@ func (r *recorder) expanded(a *attemptSpan) {
 	a.ended = true
 	a.span.SetAttributes(keyState.String(dag.Completed.String()))
 	a.span.End()
+	r.drop(a)
 }
 
 // endOpen ends every task and attempt span still open at the job's end,
@@ -288,21 +304,21 @@ func (r *recorder) endOpen(at time.Time) {
 			a.span.End(trace.WithTimestamp(at))
 		}
 	}
-	for _, t := range r.tasks {
-		if !t.ended {
-			t.ended = true
-			t.span.End(trace.WithTimestamp(at))
-		}
+	for name, t := range r.tasks {
+		t.span.End(trace.WithTimestamp(at))
+		delete(r.tasks, name)
 	}
 }
 
 // recordError gives span status Error, the attribute typ (error.type) and
-// an exception event for err.
+// an exception event for err. When err is or wraps a panic, the message
+// keeps the panic's value but not its stack, which goes to
+// exception.stacktrace.
 func recordError(span trace.Span, err error, at time.Time, typ attribute.KeyValue) {
 	msg := err.Error()
 	var pe *dag.PanicError
 	if errors.As(err, &pe) {
-		msg = fmt.Sprintf("panic: %v", pe.Value)
+		msg = strings.Replace(msg, pe.Error(), fmt.Sprintf("panic: %v", pe.Value), 1)
 		span.AddEvent(semconv.ExceptionEventName, trace.WithTimestamp(at), trace.WithAttributes(
 			semconv.ExceptionType(panicType),
 			semconv.ExceptionMessage(msg),

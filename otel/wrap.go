@@ -75,6 +75,8 @@ func (r *recorder) attemptContext(ctx context.Context) (context.Context, *attemp
 func (r *recorder) attemptContextOf(ctx context.Context, info dag.TaskInfo) (context.Context, *attemptSpan) {
 	r.mu.Lock()
 	a := r.attempt(attemptKey{info.Task, info.Attempt})
+	a.claimed = true
+	r.drop(a)
 	r.mu.Unlock()
 	select {
 	case <-a.ready:

@@ -144,18 +144,23 @@ func TestSpans(t *testing.T) {
 		{Name: "fan", Expand: func(ctx context.Context, _ dag.Values) ([]dag.Task, error) {
 			return []dag.Task{{Name: "x", Func: ok}, {Name: "y", Func: ok}}, nil
 		}},
+		dag.Map("double", "items", "doubled", func(_ context.Context, i int) (int, error) { return 2 * i, nil }),
 		{Name: "maybe", Func: ok, When: func(dag.Values) bool { return false }},
 		{Name: "nothing", Func: func(context.Context, dag.Values) (map[string]any, error) {
 			return nil, fmt.Errorf("no new rows: %w", dag.ErrSkip)
 		}},
 	}
-	_, err, spans, evs := record(t, tasks, dag.Options{
+	res, err, spans, evs := record(t, tasks, dag.Options{
 		Name:      "etl",
+		Context:   map[string]any{"items": []int{1, 2}},
 		KeepGoing: true,
 		Backoff:   func() backoff.BackOff { return &backoff.ZeroBackOff{} },
 	}, nil)
 	if err == nil {
 		t.Fatal("Wait() = nil; want the errors of slow")
+	}
+	if got := res.Context["doubled"]; !cmp.Equal(got, []int{2, 4}) {
+		t.Errorf("doubled = %v; want [2 4]: Map's wrapped task lost its output", got)
 	}
 
 	task := func(name, state string, attempts int) map[string]string {
@@ -172,6 +177,9 @@ func TestSpans(t *testing.T) {
 	}
 	const timeout = `dag: task "slow" timed out after 1ms: context deadline exceeded`
 	want := []span{
+		{Key: "attempt double #1", Parent: "task double", Attrs: attempt("double", "completed", 1)},
+		{Key: "attempt double/0 #1", Parent: "task double/0", Attrs: attempt("double/0", "completed", 1)},
+		{Key: "attempt double/1 #1", Parent: "task double/1", Attrs: attempt("double/1", "completed", 1)},
 		{Key: "attempt extract #1", Parent: "task extract", Attrs: with(attempt("extract", "retrying", 1), "error.type", "*errors.errorString"), Status: codes.Error, Desc: "503", Events: []string{"exception: 503"}},
 		{Key: "attempt extract #2", Parent: "task extract", Attrs: with(attempt("extract", "retrying", 2), "error.type", "*errors.errorString"), Status: codes.Error, Desc: "503", Events: []string{"exception: 503"}},
 		{Key: "attempt extract #3", Parent: "task extract", Attrs: attempt("extract", "completed", 3)},
@@ -189,6 +197,9 @@ func TestSpans(t *testing.T) {
 		{Key: "query #1", Parent: "attempt group/a #1", Attrs: map[string]string{"try": "1"}},
 		{Key: "query #2", Parent: "attempt extract #2", Attrs: map[string]string{"try": "2"}},
 		{Key: "query #3", Parent: "attempt extract #3", Attrs: map[string]string{"try": "3"}},
+		{Key: "task double", Parent: "job etl", Attrs: task("double", "completed", 1)},
+		{Key: "task double/0", Parent: "task double", Attrs: task("double/0", "completed", 1)},
+		{Key: "task double/1", Parent: "task double", Attrs: task("double/1", "completed", 1)},
 		{Key: "task extract", Parent: "job etl", Attrs: task("extract", "completed", 3)},
 		{Key: "task fan", Parent: "job etl", Attrs: task("fan", "completed", 1)},
 		{Key: "task fan/x", Parent: "task fan", Attrs: task("fan/x", "completed", 1)},
@@ -218,7 +229,7 @@ func TestSpans(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("spans (-want +got):\n%s", diff)
 	}
-	checkTimes(t, spans, evs, "fan")
+	checkTimes(t, spans, evs, "fan", "double")
 	checkPanicStack(t, spans)
 }
 

@@ -26,7 +26,8 @@ import (
 // thousands of tasks would make thousands of series.
 //
 // A Collector is a [prometheus.Collector] and may observe any number of
-// jobs at once. Its methods are safe for concurrent use.
+// jobs at once. Its methods are safe for concurrent use, with the limit
+// that Wait states.
 type Collector struct {
 	transitions *prometheus.CounterVec
 	tasks       *prometheus.GaugeVec
@@ -113,7 +114,10 @@ func (c *Collector) Observe(next chan<- dag.Event) chan<- dag.Event {
 
 // Wait blocks until every job observed so far has closed its channel and
 // its events are counted: after Job.Wait, call Wait before reading metrics
-// that must include the job's last events.
+// that must include the job's last events. Like [sync.WaitGroup.Wait], it
+// must not run while Observe is being called for a first job, or a next
+// one after the others ended: call it when no job is being started, such
+// as at shutdown.
 func (c *Collector) Wait() { c.wg.Wait() }
 
 type attempt struct {

@@ -192,10 +192,26 @@ func TestObserveJob(t *testing.T) {
 			{Name: "a", Func: sleep(125*time.Millisecond, nil)},
 			{Name: "b", Func: flaky, DependsOn: []string{"a"}, MaxRetries: 1},
 			{Name: "c", Func: sleep(2*time.Second, errors.New("down")), DependsOn: []string{"a"}, ContinueOnFailure: true},
-		}, dag.Options{Name: "j", Events: tee, Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }})
+			// A group runs without being Ready, and is not an attempt.
+			{Name: "g", DependsOn: []string{"a"}, Sub: []dag.Task{{Name: "x", Func: sleep(125*time.Millisecond, nil)}}},
+			{Name: "maybe", Func: sleep(0, nil), When: func(dag.Values) bool { return false }},
+		}, dag.Options{Name: "j", MaxParallel: 4, Events: tee, Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// At 1 s, a and g are done, b waits out its retry delay (from
+		// 375 ms to 1375 ms) and c runs (from 125 ms to 2125 ms). Once
+		// every goroutine of the bubble is blocked, the collector has
+		// counted every event so far.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		compare(t, c, help+`
+dag_tasks{job="j",state="ready"} 0
+dag_tasks{job="j",state="retrying"} 1
+dag_tasks{job="j",state="running"} 1
+dag_jobs_running 1
+`, "dag_tasks", "dag_jobs_running")
+
 		if _, err := job.Wait(); err != nil {
 			t.Fatalf("Wait() = %v; want nil", err)
 		}
@@ -212,11 +228,12 @@ dag_jobs_running 0
 
 # HELP dag_task_transitions_total Transitions of tasks, by the state they moved to.
 # TYPE dag_task_transitions_total counter
-dag_task_transitions_total{job="j",state="completed"} 2
+dag_task_transitions_total{job="j",state="completed"} 4
 dag_task_transitions_total{job="j",state="failed"} 1
-dag_task_transitions_total{job="j",state="ready"} 4
+dag_task_transitions_total{job="j",state="ready"} 5
 dag_task_transitions_total{job="j",state="retrying"} 1
-dag_task_transitions_total{job="j",state="running"} 4
+dag_task_transitions_total{job="j",state="running"} 6
+dag_task_transitions_total{job="j",state="skipped"} 1
 
 # HELP dag_jobs_finished_total Jobs that ended, by their final state.
 # TYPE dag_jobs_finished_total counter
@@ -229,15 +246,15 @@ dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.01"} 0
 dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.025"} 0
 dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.05"} 0
 dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.1"} 0
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.25"} 1
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.5"} 2
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="1"} 2
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="2.5"} 2
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="5"} 2
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="10"} 2
-dag_attempt_duration_seconds_bucket{job="j",state="completed",le="+Inf"} 2
-dag_attempt_duration_seconds_sum{job="j",state="completed"} 0.625
-dag_attempt_duration_seconds_count{job="j",state="completed"} 2
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.25"} 2
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="0.5"} 3
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="1"} 3
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="2.5"} 3
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="5"} 3
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="10"} 3
+dag_attempt_duration_seconds_bucket{job="j",state="completed",le="+Inf"} 3
+dag_attempt_duration_seconds_sum{job="j",state="completed"} 0.75
+dag_attempt_duration_seconds_count{job="j",state="completed"} 3
 dag_attempt_duration_seconds_bucket{job="j",state="failed",le="0.005"} 0
 dag_attempt_duration_seconds_bucket{job="j",state="failed",le="0.01"} 0
 dag_attempt_duration_seconds_bucket{job="j",state="failed",le="0.025"} 0

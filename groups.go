@@ -428,9 +428,6 @@ func (s *scheduler) result() Result {
 		}
 		if n.state == Completed {
 			tr.Output = kvMap(n.out)
-			if n.kind == kindFunc && tr.Output == nil {
-				tr.Output = map[string]any{}
-			}
 		}
 		if n.restored && x != nil && x.from != nil {
 			tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished

@@ -472,3 +472,59 @@ func (s countingStore) Save(ctx context.Context, job, task string, r dag.TaskRes
 	s.n.Add(1)
 	return s.FileStore.Save(ctx, job, task, r)
 }
+
+// TestCheckpointRerunNotRestoredLater checks that a task that runs again
+// in a resumed run, and fails, is not restored later from the checkpoint
+// of the run before: its saved output was computed from inputs that have
+// changed since. Here B runs without A's output (A failed, with
+// ContinueOnFailure) in run 1; in run 2, A completes and B runs again and
+// fails; in run 3, B must run again and see A's output, as an
+// uninterrupted run would.
+func TestCheckpointRerunNotRestoredLater(t *testing.T) {
+	t.Skip("known bug in Run: a task that runs again keeps its older Completed record in the checkpoint; " +
+		"remove this Skip once Run saves a non-Completed record for it (see the recovery branch's report)")
+	t.Parallel()
+	fs, err := dag.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run int
+	tasks := []dag.Task{
+		{Name: "A", ContinueOnFailure: true, Func: func(context.Context, dag.Values) (map[string]any, error) {
+			if run == 1 {
+				return nil, errors.New("A fails in run 1")
+			}
+			return map[string]any{"a": run}, nil
+		}},
+		{Name: "B", DependsOn: []string{"A"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			if run == 2 {
+				return nil, errors.New("B fails in run 2")
+			}
+			a, err := dag.Lookup[int](in, "a")
+			if err != nil {
+				return map[string]any{"b": "without a"}, nil
+			}
+			return map[string]any{"b": fmt.Sprint("a=", a)}, nil
+		}},
+		{Name: "C", DependsOn: []string{"B"}, Func: func(context.Context, dag.Values) (map[string]any, error) {
+			if run == 1 {
+				return nil, errors.New("C fails in run 1")
+			}
+			return nil, nil
+		}},
+	}
+	var res dag.Result
+	for run = 1; run <= 3; run++ {
+		job, err := dag.Run(context.Background(), tasks, dag.Options{Name: "stale", Checkpoint: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = job.Wait()
+		if (err == nil) != (run == 3) {
+			t.Fatalf("run %d: Wait = %v", run, err)
+		}
+	}
+	if got := res.Context["b"]; got != "a=2" || res.Tasks["B"].Restored {
+		t.Errorf("run 3: b = %v, B restored %v; want %q from B run again with A's output of run 2", got, res.Tasks["B"].Restored, "a=2")
+	}
+}

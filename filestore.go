@@ -53,14 +53,17 @@ import (
 // and slices of those ([]byte, []int, []string, ...). So a time.Time, a
 // time.Duration, a map[string]int, an []any or a struct needs
 // gob.Register(time.Time{}) and so on. Other gob rules apply too: only
-// exported struct fields are kept, an empty slice or map comes back nil,
-// and a pointer comes back as the value it pointed to unless the pointer
-// type is the one registered (gob.Register(&T{})). A value gob cannot
-// encode (an unregistered type, a func, a chan, a struct without exported
-// fields, a nil pointer) makes Save fail with an error matching
-// [ErrNotSerializable] that names the task, the key and the type, and
-// wraps gob's error; a value whose type is not registered in the loading
-// program makes Load fail with an error matching it too.
+// exported struct fields are kept, an empty slice comes back nil and a nil
+// map empty, and a T or a *T comes back as whichever of the two was
+// registered (gob.Register(T{}) or gob.Register(&T{}), not both).
+//
+// A value gob cannot encode (an unregistered type, a func, a chan, a
+// struct without exported fields, a nil pointer) makes Save fail with an
+// error matching [ErrNotSerializable] that names the task, the key and the
+// type, and wraps gob's error; nothing is saved, and Run fails the task
+// for good. Run checks the values of Options.Context the same way before
+// anything runs. A value whose type is not registered in the program that
+// loads it makes Load fail with an error matching ErrNotSerializable too.
 //
 // # Locking
 //
@@ -76,8 +79,15 @@ import (
 //
 // Each Save encodes its values, then waits for one write and one fsync of
 // the job's log, shared with the Saves of the same job that arrive
-// meanwhile; Saves of different jobs do not share. Load reads and decodes
-// the whole log. The log grows with every Save until Clear.
+// meanwhile (Saves of different jobs do not share). A job therefore pays
+// about one fsync per group of tasks that end together, and each task's
+// worker waits for one. BenchmarkFileStoreSave and BenchmarkCheckpoint
+// measure it; on a quiet virtual machine with two cores and ext4, a lone
+// Save took 0.35 to 1.1 ms, 64 concurrent Saves shared each fsync by 29
+// and took 1.3 to 2.8 ms each (24 to 49 ms without sharing), and 1,000
+// tasks of 10 ms, 64 at a time, took 4 to 8% longer than without a store.
+// Load reads and decodes the whole log, which grows with every Save until
+// Clear.
 type FileStore struct {
 	dir string
 	// serial turns group commit off: each Save writes and fsyncs its own

@@ -43,7 +43,9 @@ func init() {
 }
 
 // Run checks the store that open returns, in subtests that run in
-// parallel. open is called once per subtest and must return a store that
+// parallel: the promises of each method of [dag.Store], and that
+// [dag.Run] with the store as Options.Checkpoint resumes a failed job and
+// clears the checkpoint of a completed one. open is called once per subtest and must return a store that
 // the subtest may use alone; stores may share their data (one database for
 // all), since each subtest uses job names of its own and clears them
 // first. If the store is a [dag.Locker], Run checks its locking too.
@@ -62,10 +64,12 @@ func Run(t *testing.T, open func(t *testing.T) dag.Store) {
 		{"ConcurrentSaves", testConcurrentSaves},
 		{"NotSerializable", testNotSerializable},
 		{"CanceledContext", testCanceledContext},
+		{"Run", testRun},
 		{"Locker/Exclusive", testLockExclusive},
 		{"Locker/Race", testLockRace},
 		{"Locker/StoreWhileLocked", testStoreWhileLocked},
 		{"Locker/CanceledContext", testLockCanceled},
+		{"Locker/Run", testLockRun},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -533,4 +537,94 @@ func testLockCanceled(t *testing.T, s dag.Store, job func(string) string) {
 		t.Errorf("Lock with a canceled context = %v; want nil or an error matching context.Canceled", err)
 	}
 	unlockOK(t, j, lock(t, s, j)) // a failed Lock left nothing held
+}
+
+// testRun runs a job whose last step fails, then runs it again: the
+// second Run restores the steps that completed, with their outputs, runs
+// only the last one, and leaves no checkpoint.
+func testRun(t *testing.T, s dag.Store, job func(string) string) {
+	j := job("run")
+	var ran []string
+	var mu sync.Mutex
+	fail := true
+	step := func(name string, deps ...string) dag.Task {
+		return dag.Task{Name: name, DependsOn: deps, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			mu.Lock()
+			ran = append(ran, name)
+			mu.Unlock()
+			if name == "c" && fail {
+				return nil, errors.New("c fails the first time")
+			}
+			n := 1
+			for _, d := range deps {
+				v, err := dag.Lookup[int](in, d)
+				if err != nil {
+					return nil, err
+				}
+				n += v
+			}
+			return map[string]any{name: n, name + "-at": time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}, nil
+		}}
+	}
+	tasks := []dag.Task{step("a"), step("b", "a"), step("c", "b")}
+	run := func() (dag.Result, error) {
+		t.Helper()
+		jb, err := dag.Run(ctx, tasks, dag.Options{Name: j, Checkpoint: s, MaxParallel: 1})
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		return jb.Wait()
+	}
+	if _, err := run(); err == nil {
+		t.Fatal("first Run completed; want it to fail at c")
+	}
+	saved := load(t, s, j)
+	for _, name := range []string{"a", "b"} {
+		if r, ok := saved[name]; !ok || r.State != dag.Completed {
+			t.Errorf("checkpoint after the failed Run: task %q = %+v, %v; want it Completed", name, r, ok)
+		}
+	}
+	fail = false
+	ran = nil
+	res, err := run()
+	if err != nil {
+		t.Fatalf("second Run: Wait = %v; want nil", err)
+	}
+	if !slices.Equal(ran, []string{"c"}) {
+		t.Errorf("second Run ran %q; want only %q", ran, "c")
+	}
+	for name, restored := range map[string]bool{"a": true, "b": true, "c": false} {
+		if res.Tasks[name].Restored != restored {
+			t.Errorf("second Run: task %q Restored = %v; want %v", name, res.Tasks[name].Restored, restored)
+		}
+	}
+	if got := res.Context["c"]; got != 3 {
+		t.Errorf("second Run: c = %v; want 3, from the restored output of b", got)
+	}
+	wantNoCheckpoint(t, s, j)
+}
+
+// testLockRun checks that Run fails with ErrLocked while the job is
+// locked, and runs once it is unlocked.
+func testLockRun(t *testing.T, s dag.Store, job func(string) string) {
+	j := job("run-locked")
+	tasks := []dag.Task{{Name: "t", Func: func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }}}
+	unlock := lock(t, s, j)
+	jb, err := dag.Run(ctx, tasks, dag.Options{Name: j, Checkpoint: s})
+	if err == nil {
+		_, err = jb.Wait()
+	}
+	if !errors.Is(err, dag.ErrLocked) {
+		t.Errorf("Run while the job is locked = %v; want an error matching ErrLocked", err)
+	}
+	unlockOK(t, j, unlock)
+	jb, err = dag.Run(ctx, tasks, dag.Options{Name: j, Checkpoint: s})
+	if err != nil {
+		t.Fatalf("Run after unlock = %v", err)
+	}
+	if _, err := jb.Wait(); err != nil {
+		t.Fatalf("Run after unlock: Wait = %v", err)
+	}
+	// Wait returned: the lock is released.
+	unlockOK(t, j, lock(t, s, j))
 }

@@ -202,6 +202,10 @@ func TestCheckpointCrash(t *testing.T) {
 	// which grows to twice the longest run of a child that ended before
 	// its kill, so that on a slow machine too most kills land mid-job.
 	maxDelay := 30 * time.Millisecond
+	limit := time.Minute
+	if d, ok := t.Deadline(); ok {
+		limit = time.Until(d) / 2
+	}
 	sideName := filepath.Join(base, "side")
 	kills, jobs, children, saves := 0, 0, 0, 0
 	for {
@@ -214,7 +218,7 @@ func TestCheckpointCrash(t *testing.T) {
 			if kills < *crashKills {
 				killAt = time.Duration(r.Int64N(int64(maxDelay)))
 			}
-			killed, ran, err := runCrashChild(base, killAt)
+			killed, ran, err := runCrashChild(base, killAt, limit)
 			if err != nil {
 				side, _ := os.ReadFile(sideName)
 				t.Fatalf("job %d, child %d: %v\nside file:\n%s", jobs, children, err, tail(side, 20))
@@ -258,9 +262,10 @@ func TestCheckpointCrash(t *testing.T) {
 }
 
 // runCrashChild starts a child on the job in dir and kills it killAt after
-// it starts running the job, unless killAt is negative or the child ends
-// first. It returns whether the kill ended it, or how long it ran.
-func runCrashChild(dir string, killAt time.Duration) (killed bool, ran time.Duration, err error) {
+// it starts running the job, unless the child ends first. It returns
+// whether the kill ended it, or how long it ran. A negative killAt lets the
+// child finish, within limit.
+func runCrashChild(dir string, killAt, limit time.Duration) (killed bool, ran time.Duration, err error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckpointCrash$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 	stdout, err := cmd.StdoutPipe()
@@ -290,17 +295,20 @@ func runCrashChild(dir string, killAt time.Duration) (killed bool, ran time.Dura
 		}
 		waited <- err
 	}()
-	if killAt >= 0 {
-		timer := time.NewTimer(killAt)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-			cmd.Process.Kill() // SIGKILL
-			err = <-waited
-		case err = <-waited:
-		}
-	} else {
+	hung := killAt < 0 // a child left to finish that does not: kill it, and fail
+	if hung {
+		killAt = limit
+	}
+	timer := time.NewTimer(killAt)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		cmd.Process.Kill() // SIGKILL
 		err = <-waited
+		if hung {
+			return false, 0, fmt.Errorf("child still running after %v; killed", limit)
+		}
+	case err = <-waited:
 	}
 	ran = time.Since(t0)
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {

@@ -173,11 +173,24 @@ func (j *Job) RunID() string { return j.runID }
 // error also holds the Temporal error, for errors.As.
 func (j *Job) Wait(ctx context.Context) (dag.Result, error) {
 	var raw converter.RawValue
-	if err := j.c.GetWorkflow(ctx, j.id, j.runID).Get(ctx, &raw); err != nil {
-		if ctx.Err() != nil {
-			return dag.Result{}, err
-		}
+	err := j.c.GetWorkflow(ctx, j.id, j.runID).Get(ctx, &raw)
+	if err != nil && ctx.Err() != nil {
+		return dag.Result{}, err
+	}
+	return Outcome(raw, err)
+}
+
+// Outcome turns what the Temporal client gives for a job's workflow, its
+// raw result (read into a converter.RawValue) and its error, into a
+// dag.Result and an error, as [Job.Wait] returns them. It is for programs
+// that run the workflow with the Temporal client or its test suite
+// directly.
+func Outcome(raw converter.RawValue, err error) (dag.Result, error) {
+	if err != nil {
 		return convert(err)
+	}
+	if raw.Payload() == nil {
+		return dag.Result{}, fmt.Errorf("dag: the workflow returned no result: is it a dag job?")
 	}
 	return decodeResult(raw.Payload())
 }

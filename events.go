@@ -16,6 +16,7 @@ import (
 //	Pending  -> Running         a group (Task.Sub) starts: it holds no worker, so it is never Ready
 //	Pending  -> Skipped         its trigger rule or its When said no, or its group did not run
 //	Pending  -> UpstreamFailed  its trigger rule said no because a dependency failed, or its group did not run
+//	Pending  -> Failed          its When panicked
 //	Ready    -> Running         an attempt starts
 //	Running  -> Completed       the attempt succeeded (for a group: every child ended, none failing it)
 //	Running  -> Failed          the attempt failed and no retry remains

@@ -195,7 +195,7 @@ func ExampleValuesOf() {
 	fmt.Println(err)
 	// Output:
 	// map[doubled:42] <nil>
-	// dag: key "n" holds a string, not a int
+	// dag: key "n" holds a value of type string, not int
 }
 
 // Lookup reads a typed value; a missing key matches ErrMissingKey.

@@ -8,26 +8,39 @@ import (
 	"sync"
 )
 
-// graph is a validated task list in compact form: tasks are numbered in
-// declaration order and edges are stored as offsets into flat slices (the
-// "compressed sparse row" layout), so that a graph of a million tasks costs a
-// handful of allocations.
+// graph is a validated task list in compact form: one scope of a job (the
+// job's own tasks, or the tasks one Expand returned). Groups (Task.Sub) are
+// flattened into it: a group is an open node, its members, then a close node,
+// in that order, so the nodes are numbered in declaration order and each
+// group's members are the nodes between its open and close nodes. Members
+// depend on their group's open node and the close node depends on every
+// member; a task that depends on a group depends on its close node. Paths of
+// the graph are then exactly the "sees the output of" relation of the job
+// context. Edges are stored as offsets into flat slices (the "compressed
+// sparse row" layout), so that a graph of a million tasks costs a handful of
+// allocations.
 type graph struct {
-	names []string
-	// deps[depOff[i]:depOff[i+1]] are the tasks task i depends on, sorted.
+	names []string // full paths; a close node has its group's name
+	nodes []gnode
+	// deps[depOff[i]:depOff[i+1]] are the nodes node i depends on, sorted.
 	depOff, deps []int32
-	// outs[outOff[i]:outOff[i+1]] are the tasks that depend on task i, in
+	// outs[outOff[i]:outOff[i+1]] are the nodes that depend on node i, in
 	// declaration order.
 	outOff, outs []int32
-	// level is the length of the longest path from a task without
-	// dependencies to the task: an ancestor always has a smaller level.
+	// level is the length of the longest path from a node without
+	// dependencies to the node: an ancestor always has a smaller level.
 	level []int32
-	// rank is the number of tasks on the longest path from the task to a
-	// task nothing depends on: the critical path still ahead of it.
+	// rank is the number of tasks on the longest path from the node to a
+	// node nothing depends on: the critical path still ahead of it.
 	rank []int32
-	// disc and fin number the tasks in the order a depth-first walk along
-	// dependents, from each task without dependencies, discovers and
-	// finishes them; low[i] is the least fin of task i and the tasks that
+	// index finds a node by its full path; a group by its open node. It is
+	// kept only when a caller needs it (restoring, Snapshot, Ledger).
+	index map[string]int32
+	// groups is true when the graph has an open node.
+	groups bool
+	// disc and fin number the nodes in the order a depth-first walk along
+	// dependents, from each node without dependencies, discovers and
+	// finishes them; low[i] is the least fin of node i and the nodes that
 	// depend on it, directly or not. They answer most of dependsOn's
 	// questions at once, whatever the size of the graph:
 	//
@@ -41,67 +54,175 @@ type graph struct {
 	disc, fin, low []int32
 }
 
+// Kinds of node.
+const (
+	kindFunc   uint8 = iota // a task with a Func
+	kindExpand              // a task with an Expand
+	kindOpen                // the start of a group (Task.Sub): the group's own node
+	kindClose               // the end of a group, or of an Expand's scope; never seen by users
+)
+
+// gnode is what the graph knows of one node besides its edges.
+type gnode struct {
+	task  *Task // the declaration (the caller's copy); nil for a scope's close
+	kind  uint8
+	group int32 // the open node of the group the node is a member of; -1 if none
+	pair  int32 // for an open node its close node and back; -1 otherwise
+}
+
 func (g *graph) depsOf(i int32) []int32 { return g.deps[g.depOff[i]:g.depOff[i+1]] }
 func (g *graph) outsOf(i int32) []int32 { return g.outs[g.outOff[i]:g.outOff[i+1]] }
 
-// build validates tasks and returns their graph.
-func build(tasks []Task) (*graph, error) {
-	n := len(tasks)
+// flatNode is a node while the graph is built: its declaration, and the
+// prefix that its dependencies' names are relative to.
+type flatNode struct {
+	task   *Task
+	prefix string
+}
+
+// build validates tasks and returns their graph, for a job's own tasks.
+func build(tasks []Task) (*graph, error) { return buildScope(tasks, "", false) }
+
+// buildScope validates tasks, whose full names start with prefix, and
+// returns their graph. With closed, a last close node depends on every
+// top-level task: the scope of an Expand ends when it does.
+func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 	var p problems
-	if n > 1<<31-2 {
-		p.add(ErrInvalidTask, "%d tasks is more than a job can hold", n)
-		return nil, p.err()
+	g := &graph{}
+	var flat []flatNode
+	// Flatten groups, depth first, with a stack of its own: members follow
+	// their open node, then comes the close node.
+	type frame struct {
+		tasks  []Task
+		next   int
+		prefix string
+		open   int32
 	}
-	g := &graph{names: make([]string, n)}
-	index := make(map[string]int32, n)
-	for i := range tasks {
-		t := &tasks[i]
-		g.names[i] = t.Name
-		switch first, dup := index[t.Name]; {
-		case t.Name == "":
-			p.add(ErrInvalidTask, "task #%d has an empty name; every task needs a unique name", i)
-		case dup:
-			p.add(ErrDuplicateTask, "task %s is declared twice (#%d and #%d); task names must be unique", quote(t.Name), first, i)
-		default:
-			index[t.Name] = int32(i)
+	stack := []frame{{tasks: tasks, prefix: prefix, open: -1}}
+	total := 0
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if top.next == len(top.tasks) {
+			if top.open >= 0 {
+				id := int32(len(g.nodes))
+				g.nodes[top.open].pair = id
+				open := g.nodes[top.open]
+				g.nodes = append(g.nodes, gnode{task: open.task, kind: kindClose, group: open.group, pair: top.open})
+				g.names = append(g.names, g.names[top.open])
+				flat = append(flat, flatNode{})
+			}
+			stack = stack[:len(stack)-1]
+			continue
 		}
-		if t.Func == nil {
-			p.add(ErrInvalidTask, "task %s has a nil Func", taskID(t.Name, i))
+		i := top.next
+		t := &top.tasks[i]
+		top.next++
+		if len(g.nodes) >= 1<<31-3 {
+			p.add(ErrInvalidTask, "%d tasks is more than a job can hold", len(g.nodes))
+			return nil, p.err()
+		}
+		id := int32(len(g.nodes))
+		name := top.prefix + t.Name
+		kind := kindFunc
+		n := 0
+		if t.Func != nil {
+			n++
+		}
+		if t.Sub != nil {
+			n++
+			kind = kindOpen
+		}
+		if t.Expand != nil {
+			n++
+			kind = kindExpand
+		}
+		g.nodes = append(g.nodes, gnode{task: t, kind: kind, group: top.open, pair: -1})
+		g.names = append(g.names, name)
+		flat = append(flat, flatNode{task: t, prefix: top.prefix})
+		total += len(t.DependsOn)
+		who := taskID(name, i)
+		if t.Name == "" {
+			who = taskID("", i)
+			if top.prefix != "" {
+				who = fmt.Sprintf("#%d of group %s", i, quote(strings.TrimSuffix(top.prefix, "/")))
+			}
+		}
+		switch {
+		case t.Name == "":
+			p.add(ErrInvalidTask, "task %s has an empty name; every task needs a unique name", who)
+		case strings.Contains(t.Name, "/"):
+			p.add(ErrInvalidTask, "task %s has a '/' in its name; '/' is reserved for the paths of groups' tasks (\"group/child\")", who)
+		}
+		switch {
+		case n == 0:
+			p.add(ErrInvalidTask, "task %s has a nil Func", who)
+		case n > 1:
+			p.add(ErrInvalidTask, "task %s sets more than one of Func, Sub and Expand; set exactly one", who)
 		}
 		if t.Timeout < 0 {
-			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", taskID(t.Name, i), t.Timeout)
+			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", who, t.Timeout)
 		}
 		if t.MaxRetries < NoRetries {
-			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", taskID(t.Name, i), t.MaxRetries)
+			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", who, t.MaxRetries)
 		}
+		if t.Trigger >= numTriggers {
+			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who, uint8(t.Trigger))
+		}
+		if kind == kindOpen {
+			if t.MaxRetries != 0 {
+				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who, t.MaxRetries)
+			}
+			g.groups = true
+			stack = append(stack, frame{tasks: t.Sub, prefix: name + "/", open: id})
+		}
+	}
+	if closed {
+		g.nodes = append(g.nodes, gnode{kind: kindClose, group: -1, pair: -1})
+		g.names = append(g.names, strings.TrimSuffix(prefix, "/"))
+		flat = append(flat, flatNode{})
+	}
+	n := len(g.nodes)
+	index := make(map[string]int32, n)
+	for i := range g.nodes {
+		if g.nodes[i].kind == kindClose || g.nodes[i].task.Name == "" {
+			continue
+		}
+		name := g.names[i]
+		if first, dup := index[name]; dup {
+			p.add(ErrDuplicateTask, "task %s is declared twice (#%d and #%d); task names must be unique", quote(name), first, i)
+			continue
+		}
+		index[name] = int32(i)
 	}
 
 	// Resolve dependencies into the flat deps slice, sorted and without
-	// duplicates per task. The name lookups, a cache miss each in a big
+	// duplicates per node. The name lookups, a cache miss each in a big
 	// job, run on several goroutines; problems are then reported, and each
-	// task's list compacted in place, in declaration order.
+	// node's list compacted in place, in declaration order. Then come the
+	// edges that groups add.
 	g.depOff = make([]int32, n+1)
-	total := 0
-	for i := range tasks {
-		total += len(tasks[i].DependsOn)
-	}
 	g.deps = make([]int32, total)
-	resolve(tasks, index, g.deps)
-	at, w := 0, 0
-	for i := range tasks {
-		t := &tasks[i]
+	resolve(flat, g.names, index, g.deps)
+	read, w := 0, 0
+	for i := range n {
+		f := &flat[i]
 		start := w
-		for _, d := range t.DependsOn {
-			switch j := g.deps[at]; j {
-			case depSelf:
-				p.add(ErrCycle, "task %s depends on itself", quote(t.Name))
-			case depUnknown:
-				p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(t.Name), quote(d))
-			default:
-				g.deps[w] = j
-				w++
+		if f.task != nil {
+			for _, d := range f.task.DependsOn {
+				switch j := g.deps[read]; j {
+				case depSelf:
+					p.add(ErrCycle, "task %s depends on itself", quote(g.names[i]))
+				case depUnknown:
+					p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(g.names[i]), quote(f.prefix+d))
+				default:
+					if g.nodes[j].kind == kindOpen {
+						j = g.nodes[j].pair
+					}
+					g.deps[w] = j
+					w++
+				}
+				read++
 			}
-			at++
 		}
 		mine := g.deps[start:w]
 		slices.Sort(mine)
@@ -109,6 +230,9 @@ func build(tasks []Task) (*graph, error) {
 		g.depOff[i+1] = int32(w)
 	}
 	g.deps = g.deps[:w]
+	if g.groups || closed {
+		g.addGroupEdges()
+	}
 
 	// Dependents, by counting sort: stable, so each list is in declaration order.
 	g.outOff = make([]int32, n+1)
@@ -160,9 +284,76 @@ func build(tasks []Task) (*graph, error) {
 		for _, o := range g.outsOf(i) {
 			r = max(r, g.rank[o])
 		}
-		g.rank[i] = r + 1
+		if k := g.nodes[i].kind; k == kindFunc || k == kindExpand {
+			r++
+		}
+		g.rank[i] = r
+	}
+	if g.groups || closed {
+		g.index = index
 	}
 	return g, nil
+}
+
+// addGroupEdges adds the edges of groups to the resolved dependencies:
+// each member depends on its group's open node, and each close node on the
+// members of its group (or, for a scope's close node, on every top-level
+// node). It rebuilds deps once, in order.
+func (g *graph) addGroupEdges() {
+	n := int32(len(g.nodes))
+	// Members of each close node, found in one pass.
+	closeOf := func(m int32) int32 { // the close node m's membership feeds
+		if grp := g.nodes[m].group; grp >= 0 {
+			return g.nodes[grp].pair
+		}
+		if last := n - 1; g.nodes[last].kind == kindClose && g.nodes[last].pair < 0 {
+			return last
+		}
+		return -1
+	}
+	members := make([][]int32, 0)
+	memberIdx := make(map[int32]int)
+	for m := range n {
+		nd := g.nodes[m]
+		if nd.kind == kindClose {
+			continue
+		}
+		c := closeOf(m)
+		if c < 0 {
+			continue
+		}
+		rep := m
+		if nd.kind == kindOpen {
+			rep = nd.pair
+		}
+		k, ok := memberIdx[c]
+		if !ok {
+			k = len(members)
+			memberIdx[c] = k
+			members = append(members, nil)
+		}
+		members[k] = append(members[k], rep)
+	}
+	deps := make([]int32, 0, len(g.deps)+2*int(n))
+	off := make([]int32, n+1)
+	for i := range n {
+		start := len(deps)
+		deps = append(deps, g.depsOf(i)...)
+		nd := g.nodes[i]
+		switch {
+		case nd.kind == kindClose:
+			if k, ok := memberIdx[i]; ok {
+				deps = append(deps, members[k]...)
+			}
+		case nd.group >= 0:
+			deps = append(deps, nd.group)
+		}
+		mine := deps[start:]
+		slices.Sort(mine)
+		deps = deps[:start+len(slices.Compact(mine))]
+		off[i+1] = int32(len(deps))
+	}
+	g.deps, g.depOff = deps, off
 }
 
 // walk sets disc, fin and low by a depth-first walk along dependents from
@@ -222,17 +413,28 @@ const (
 // more than one goroutine.
 const parallelResolve = 1 << 13
 
-// resolve writes the task number of every dependency of tasks, in order,
-// into out, or a marker. Large jobs are split among GOMAXPROCS goroutines,
+// resolve writes the node number of every dependency of the nodes, in
+// order, into out, or a marker. A dependency's name is relative to its
+// node's group (prefix). Large jobs are split among GOMAXPROCS goroutines,
 // which only read the index; resolve waits for them.
-func resolve(tasks []Task, index map[string]int32, out []int32) {
+func resolve(nodes []flatNode, names []string, index map[string]int32, out []int32) {
+	deps := func(i int) []string {
+		if nodes[i].task == nil {
+			return nil
+		}
+		return nodes[i].task.DependsOn
+	}
 	chunk := func(lo, hi, at int) {
 		for i := lo; i < hi; i++ {
-			t := &tasks[i]
-			for _, d := range t.DependsOn {
-				j, ok := index[d]
+			f := &nodes[i]
+			for _, d := range deps(i) {
+				full := d
+				if f.prefix != "" {
+					full = f.prefix + d
+				}
+				j, ok := index[full]
 				switch {
-				case d == t.Name && t.Name != "":
+				case full == names[i] && f.task.Name != "":
 					j = depSelf
 				case !ok:
 					j = depUnknown
@@ -244,7 +446,7 @@ func resolve(tasks []Task, index map[string]int32, out []int32) {
 	}
 	parts := min(runtime.GOMAXPROCS(0), len(out)/parallelResolve+1)
 	if parts <= 1 {
-		chunk(0, len(tasks), 0)
+		chunk(0, len(nodes), 0)
 		return
 	}
 	var wg sync.WaitGroup
@@ -252,8 +454,8 @@ func resolve(tasks []Task, index map[string]int32, out []int32) {
 	for k := range parts {
 		// Split by dependencies, not tasks: one task may have them all.
 		hi, end := lo, at
-		for hi < len(tasks) && (k == parts-1 || end-at < len(out)/parts) {
-			end += len(tasks[hi].DependsOn)
+		for hi < len(nodes) && (k == parts-1 || end-at < len(out)/parts) {
+			end += len(deps(hi))
 			hi++
 		}
 		from, to, first := lo, hi, at // lo and at change below

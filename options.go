@@ -87,6 +87,9 @@ type Options struct {
 }
 
 func (o *Options) validate(p *problems) {
+	if o.Checkpoint != nil && o.Name == "" {
+		p.add(ErrInvalidOptions, "Options.Checkpoint needs Options.Name: the name is the job's identity in the store")
+	}
 	if o.MaxParallel < 0 {
 		p.add(ErrInvalidOptions, "Options.MaxParallel is %d; use 0 for GOMAXPROCS or a positive limit", o.MaxParallel)
 	}
@@ -105,10 +108,15 @@ func (o *Options) maxParallel() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// newBackOff returns the retry policy of one task. It runs user code and
-// never panics: a panic or a nil policy means no more retries.
-func (o *Options) newBackOff() (b backoff.BackOff, err error) {
-	if o.Backoff == nil {
+// newBackOff returns the retry policy of one task: the task's own
+// (Task.Backoff) if it has one, else the job's. It runs user code and never
+// panics: a panic or a nil policy means no more retries.
+func (o *Options) newBackOff(own func() backoff.BackOff) (b backoff.BackOff, err error) {
+	make := o.Backoff
+	if own != nil {
+		make = own
+	}
+	if make == nil {
 		e := &backoff.ExponentialBackOff{
 			InitialInterval:     100 * time.Millisecond,
 			RandomizationFactor: 0.5,
@@ -123,10 +131,10 @@ func (o *Options) newBackOff() (b backoff.BackOff, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("dag: Options.Backoff panicked: %v", r)
+			b, err = nil, fmt.Errorf("dag: Backoff panicked: %v", r)
 		}
 	}()
-	return o.Backoff(), nil
+	return make(), nil
 }
 
 // nextDelay returns b's next delay, or backoff.Stop if b is nil or panics.

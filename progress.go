@@ -21,15 +21,16 @@ type Progress struct {
 // Progress returns how many tasks are in each state now. It is safe to
 // call at any time, also after the job ended.
 func (j *Job) Progress() Progress {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	c := &j.counts
+	s := j.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.counts
 	return Progress{
-		Job: j.opts.Name, State: j.state,
+		Job: s.opts.Name, State: s.state,
 		Pending: c[Pending], Ready: c[Ready], Running: c[Running], Retrying: c[Retrying],
 		Completed: c[Completed], Failed: c[Failed], Canceled: c[Canceled],
 		Skipped: c[Skipped], UpstreamFailed: c[UpstreamFailed],
-		Abandoned: j.abandoned,
+		Abandoned: s.abandoned,
 	}
 }
 

@@ -38,7 +38,7 @@ var rtErrBoom = errors.New("rt boom")
 
 // rtIgnoreTimes ignores timestamps and compares errors with errors.Is.
 var rtIgnoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished"),
+	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
 	cmpopts.EquateErrors(),
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -12,264 +13,556 @@ import (
 // The scheduler has no goroutine of its own. Workers run attempts and, after
 // each, take the job's lock once to record the outcome, release the tasks
 // that were waiting on it and pick the next ready task; timers (retry delays,
-// attempt timeouts, the grace period) and the context watch take the same
-// lock for their transitions. One lock keeps every transition, and the
-// events that record them, in one order, and it is held for a few hundred
-// nanoseconds at a time.
+// attempt and group timeouts, the grace period) and the context watch take
+// the same lock for their transitions. One lock keeps every transition, and
+// the events that record them, in one order, and it is held for a few
+// hundred nanoseconds at a time.
+//
+// A node's dependencies ending (in any final state) counts it down; at zero
+// its trigger rule is decided, never before, so that what it sees never
+// depends on timing. Decisions that end a task without running it (Skipped,
+// UpstreamFailed, a restored task) end more tasks in turn: they go through a
+// work list, not recursion, so that a skip running down a chain of a million
+// tasks needs no stack.
 //
 // Workers are started lazily, up to MaxParallel, when a task becomes ready
 // and no worker is free, and a worker ends when no task is ready. Only tasks
 // that can run take a worker: a task waiting for its dependencies or for a
-// retry delay holds none, so no configuration of MaxParallel can deadlock.
+// retry delay, a skipped task and a group hold none, so no configuration of
+// MaxParallel can deadlock.
 
-// worker is one goroutine running attempts. Its fields are guarded by j.mu.
-type worker struct {
-	t, att int32 // the task and attempt it runs
-	// timedOut is set when the attempt passed its Timeout: the attempt has
-	// failed already, and what Func returns is discarded.
-	timedOut bool
-	// detached is set when the job stops counting this worker: its attempt
-	// outlived its context by the grace period. The goroutine ends as soon
-	// as Func returns.
-	detached bool
-	idx      int // in j.running; -1 once dropped
-	// out is where the worker copies each output, reused across attempts.
-	// Only the worker's goroutine uses it.
-	out []kv
+// abandonGrace is how long a stopping job waits for running attempts to
+// return after their context is canceled. Well-behaved Funcs return well
+// within it, so Wait's Result is final and no goroutine of the job remains;
+// a Func that ignores its context is abandoned when it passes, so that Wait
+// returns within 50 ms of the stop whatever the tasks do.
+const abandonGrace = 20 * time.Millisecond
+
+// scheduler is the state of one job.
+type scheduler struct {
+	opts  Options
+	max   int // workers at most
+	store *store
+	ck    *checkpoint // nil without Options.Checkpoint
+
+	ctx        context.Context // the job's context, parent of every group's and attempt's
+	cancel     context.CancelCauseFunc
+	stopTimer  context.CancelFunc // releases Options.Timeout's timer
+	timeoutErr error              // the cause when Options.Timeout passes
+	stopWatch  func() bool        // unregisters the watch on ctx
+	events     *eventQueue        // nil without Options.Events
+	done       chan struct{}
+	doneResult Result
+	doneErr    error
+	root       *groupRun              // the job as a group
+	resume     map[string]*TaskResult // Options.Resume's tasks; nil without it
+
+	t0 time.Time // when Run started the job
+
+	mu        sync.Mutex
+	clock     time.Duration  // guarded by mu: when the transitions being made happen, since t0
+	scopes    []*scope       // guarded by mu: the job's scope first, then one per Expand that ran
+	nodes     []node         // guarded by mu: every node of every scope, by job-wide number
+	ready     []uint64       // guarded by mu: a heap of readyKey
+	counts    [numStates]int // guarded by mu: tasks by state
+	running   []*worker      // guarded by mu: workers counted against MaxParallel
+	remaining int            // guarded by mu: tasks (not close nodes) not in a final state
+	abandoned int            // guarded by mu: abandoned attempts not returned yet
+	state     State          // guarded by mu: the job's state
+	ended     bool           // guarded by mu: the job has ended
+	err       error          // guarded by mu: why the job failed or was canceled
+	grace     *time.Timer    // guarded by mu: ends the abandon grace period
+	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
 }
 
-// emit sends e to the event queue, if events are on. j.mu is held.
-func (j *Job) emit(e Event) {
-	if j.events == nil {
-		return
+// node is the scheduler's record of one node: a task, a group's open node,
+// or a close node (which only counts the members of its group down).
+type node struct {
+	fn       TaskFunc
+	timeout  time.Duration
+	retries  int32 // retries allowed after the first attempt
+	scope    int32 // index in scopes
+	kind     uint8
+	tolerate bool // ContinueOnFailure
+	restored bool // restored from Options.Resume, without running
+	// reused says that the node's outputs are those of the earlier run:
+	// a restored task, or a group that ran but restored all it holds.
+	reused   bool
+	private  bool // a Map's task: its output is kept out of the job context
+	trigger  Trigger
+	state    State
+	waiting  int32 // dependencies not ended yet
+	attempts int32 // attempts started
+	// abandoned counts attempts abandoned and not returned yet.
+	abandoned int32
+	// started and finished are offsets from t0 plus one, 0 if unset: 16
+	// bytes rather than two time.Time's 48, for a million tasks.
+	started, finished int64
+	out               []kv // a Completed task's output, as copied
+	// extra holds what only some nodes need.
+	extra *nodeExtra
+}
+
+// nodeExtra is the part of a node that only tasks that fail, groups, and
+// tasks with rarely used fields need.
+type nodeExtra struct {
+	err        error           // the last attempt's error; a group's failure
+	backoff    backoff.BackOff // made at the first retry
+	retry      *time.Timer     // the pending retry delay, if any
+	group      *groupRun       // for a group (Sub, or an Expand that returned)
+	when       func(Values) bool
+	newBackoff func() backoff.BackOff
+	expand     func(context.Context, Values) ([]Task, error)
+	collect    func([]map[string]any) (map[string]any, error)
+	inherit    *Task       // a Map's fields its tasks inherit
+	from       *TaskResult // a restored task's earlier result
+	reusable   bool        // an Expand whose tasks may be restored
+}
+
+// extraOf returns n's extra, making it if needed.
+func (n *node) extraOf() *nodeExtra {
+	if n.extra == nil {
+		n.extra = new(nodeExtra)
 	}
-	e.Time = j.t0.Add(j.clock)
-	e.Job = j.opts.Name
-	j.events.push(e)
+	return n.extra
 }
 
-// transition moves task t to state to. j.mu is held.
-func (j *Job) transition(t int32, to State, attempt int32, err error) {
-	n := &j.nodes[t]
-	from := n.state
-	n.state = to
-	j.counts[from]--
-	j.counts[to]++
-	if to.Final() {
-		j.remaining--
+// groupRun is a running group: a task with Sub or an Expand that returned
+// its tasks, or the job itself (root).
+type groupRun struct {
+	node   int32 // the group's node; -1 for the job
+	scope  int32 // for an Expand (and the job), the scope of its tasks; -1 for a Sub
+	parent *groupRun
+	ctx    context.Context // parent of its members' attempts and groups
+	cancel context.CancelCauseFunc
+	// timeout is the cause when the group's Timeout passes; stopTimer and
+	// unwatch release its timer and its watch.
+	timeout   error
+	stopTimer context.CancelFunc
+	unwatch   func() bool
+	// members counts the members that ended, failed those that Failed
+	// without ContinueOnFailure, and ran those that did not end Skipped.
+	members, failed, ran int32
+	stopped              bool // the group stopped early: its members are canceled
+	timedOut             bool // its Timeout stopped it
+	// restorable says that the group's members may be restored from
+	// Options.Resume: what the group sees is what it saw then.
+	restorable bool
+}
+
+func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *scheduler {
+	s := &scheduler{
+		t0:   time.Now(),
+		opts: opts,
+		max:  opts.maxParallel(),
+		done: make(chan struct{}),
+		ck:   ck,
 	}
-	if j.events != nil {
-		j.emit(Event{Task: j.g.names[t], From: from, To: to, Attempt: int(attempt), Err: err})
+	s.store = newStore(len(g.nodes), opts.Context)
+	s.opts.Context = nil // the store holds the copy
+	if opts.Resume != nil {
+		s.resume = make(map[string]*TaskResult, len(opts.Resume.Tasks))
+		for name, tr := range opts.Resume.Tasks {
+			if tr.State == Completed {
+				s.resume[name] = &tr
+			}
+		}
 	}
-}
+	s.scopes = []*scope{{g: g, owner: -1}}
+	s.nodes = make([]node, 0, len(g.nodes))
+	s.addNodes(0, nil)
 
-// makeReady queues task t for its next attempt. j.mu is held.
-func (j *Job) makeReady(t int32) {
-	j.transition(t, Ready, j.nodes[t].attempts+1, nil)
-	j.push(t)
-}
-
-// spawn starts workers for ready tasks while fewer than MaxParallel run.
-// j.mu is held.
-func (j *Job) spawn() {
-	for j.state == Running && len(j.running) < j.max && len(j.ready) > 0 {
-		w := &worker{idx: len(j.running)}
-		j.running = append(j.running, w)
-		j.start(w, j.pop())
-		go j.work(w)
-	}
-}
-
-// start makes w run the next attempt of task t. j.mu is held.
-func (j *Job) start(w *worker, t int32) {
-	n := &j.nodes[t]
-	n.attempts++
-	if n.attempts == 1 {
-		n.started = j.stamp()
-	}
-	w.t, w.att, w.timedOut = t, n.attempts, false
-	j.transition(t, Running, n.attempts, nil)
-}
-
-// drop stops counting w as a running worker. j.mu is held.
-func (j *Job) drop(w *worker) {
-	last := j.running[len(j.running)-1]
-	last.idx = w.idx
-	j.running[w.idx] = last
-	j.running[len(j.running)-1] = nil
-	j.running = j.running[:len(j.running)-1]
-	w.idx = -1
-}
-
-func (j *Job) work(w *worker) {
-	for j.attempt(w) {
-	}
-}
-
-// attempt runs w's attempt, records its outcome and reports whether w has
-// another attempt to run.
-func (j *Job) attempt(w *worker) bool {
-	// Only this goroutine writes w.t and w.att (and spawn, before starting
-	// it), and a task's fn and timeout never change: no lock needed.
-	t, att := w.t, w.att
-	fn, timeout := j.nodes[t].fn, j.nodes[t].timeout
-
-	ctx := j.ctx
-	var timeoutErr error
-	if timeout > 0 {
-		timeoutErr = &wrapError{
-			msg: fmt.Sprintf("dag: task %s timed out after %v: %v", quote(j.g.names[t]), timeout, context.DeadlineExceeded),
+	base, cancel := context.WithCancelCause(ctx)
+	s.ctx, s.cancel = base, cancel
+	if opts.Timeout > 0 {
+		s.timeoutErr = &wrapError{
+			msg: fmt.Sprintf("dag: %s exceeded its Timeout of %v: %v", s.jobName(), opts.Timeout, context.DeadlineExceeded),
 			err: context.DeadlineExceeded,
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, timeoutErr)
-		defer cancel()
-		actx := ctx
-		defer context.AfterFunc(ctx, func() { j.expire(w, t, att, actx, timeoutErr) })()
+		s.ctx, s.stopTimer = context.WithTimeoutCause(base, opts.Timeout, s.timeoutErr)
+	}
+	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel, restorable: s.resume != nil}
+	if opts.Events != nil {
+		s.events = newEventQueue(opts.Events)
 	}
 
-	returned := false
-	defer func() {
-		if !returned {
-			// Func called runtime.Goexit, which ends this goroutine once
-			// the deferred calls have run: record the failure, and let
-			// another worker take over.
-			j.finish(w, nil, errGoexit, false, false)
-		}
-	}()
-	out, err := call(ctx, fn, Values{s: j.store, t: t})
-	returned = true
-	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
-		out, err = nil, timeoutErr // too late: the result is discarded
-	}
-	permanent := false
-	if err != nil {
-		// Outside the lock: this runs the error's own methods.
-		err, permanent = classify(err)
-	}
-	return j.finish(w, out, err, permanent, true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = Running
+	s.emit(Event{From: Pending, To: Running})
+	// The watch runs in its own goroutine, so it may take mu; register it
+	// with mu held so that it cannot act before the job is set up.
+	s.stopWatch = context.AfterFunc(s.ctx, s.onContextDone)
+	s.queueRoots(0)
+	s.settle()
+	s.spawn()
+	s.maybeEnd()
+	return s
 }
 
-// call runs fn, turning a panic into a *PanicError.
-func call(ctx context.Context, fn TaskFunc, in Values) (out map[string]any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, newPanicError(r)
+// addNodes appends the nodes of scope k, whose declarations are those of
+// its graph. inherit, for the scope of a Map, holds the fields its tasks
+// take from the Map's task. s.mu is held, or the job is not running yet.
+func (s *scheduler) addNodes(k int32, inherit *Task) {
+	sc := s.scopes[k]
+	g := sc.g
+	sc.base = int32(len(s.nodes))
+	for i := range g.nodes {
+		gn := &g.nodes[i]
+		s.nodes = append(s.nodes, node{scope: k, kind: gn.kind, waiting: g.depOff[i+1] - g.depOff[i]})
+		n := &s.nodes[len(s.nodes)-1]
+		if gn.kind == kindClose {
+			continue
 		}
-	}()
-	return fn(ctx, in)
+		t := gn.task
+		n.fn, n.timeout, n.tolerate, n.trigger = t.Func, t.Timeout, t.ContinueOnFailure, t.Trigger
+		retries := t.MaxRetries
+		bo := t.Backoff
+		if inherit != nil && gn.group < 0 {
+			n.private = true
+			retries, bo = inherit.MaxRetries, inherit.Backoff
+			if n.timeout == 0 {
+				n.timeout = inherit.Timeout
+			}
+		}
+		switch retries {
+		case 0:
+			n.retries = int32(min(s.opts.MaxRetries, 1<<31-1))
+		case NoRetries:
+			n.retries = 0
+		default:
+			n.retries = int32(min(retries, 1<<31-1))
+		}
+		if t.When != nil || bo != nil || t.Expand != nil || t.collect != nil {
+			x := n.extraOf()
+			x.when, x.newBackoff, x.expand, x.collect = t.When, bo, t.Expand, t.collect
+			if t.collect != nil {
+				x.inherit = &Task{MaxRetries: t.MaxRetries, Timeout: t.Timeout, Backoff: t.Backoff}
+			}
+		}
+		s.counts[Pending]++
+		s.remaining++
+	}
+	// The graph's declarations belong to the caller: keep no reference.
+	for i := range g.nodes {
+		g.nodes[i].task = nil
+	}
 }
 
-// classify reports whether err asks for no retry: it is, or wraps, a
-// *backoff.PermanentError. An error that is one is replaced by the error it
-// holds; a wrapped one is kept whole, so that nothing the task said is lost
-// (a *PanicError and its stack, or a message around it). An error whose
-// methods panic is kept as it is, and is not permanent.
-func classify(err error) (out error, permanent bool) {
-	defer func() {
-		if recover() != nil {
-			out, permanent = err, false
-		}
-	}()
-	if p, ok := err.(*backoff.PermanentError); ok {
-		if p.Err == nil {
-			return err, true
-		}
-		return p.Err, true
-	}
-	var p *backoff.PermanentError
-	return err, errors.As(err, &p)
-}
-
-// finish records the outcome of w's attempt and reports whether w has
-// another attempt to run; cont is false when the goroutine is ending.
-// permanent says that err asks for no retry.
-func (j *Job) finish(w *worker, out map[string]any, err error, permanent, cont bool) bool {
-	// Copy the output before taking the lock: dag keeps no reference to the
-	// task's map.
-	kvs := w.out[:0]
-	if err == nil {
-		for k, v := range out {
-			kvs = append(kvs, kv{k, v})
-		}
-	}
-	defer func() {
-		clear(kvs) // keep no reference to the values
-		w.out = kvs[:0]
-	}()
-
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	// Read the clock under the lock, so that event times never go back.
-	j.tick()
-	if j.state == Running && j.ctx.Err() != nil {
-		// The job's context ended and the watch has not run yet: stop
-		// first, so that an attempt failing because of it is not taken for
-		// a failure of the task.
-		j.contextEnded()
-	}
-	n := &j.nodes[w.t]
-	if w.detached {
-		// The job gave up on this attempt and no longer counts w.
-		n.abandoned--
-		j.abandoned--
-		return false
-	}
-	switch {
-	case w.timedOut:
-		// The attempt failed at its deadline; this is its late result.
-	case n.state != Running || n.attempts != w.att:
-		// The job stopped and cancelled the task.
-	case err != nil:
-		j.attemptFailed(w.t, w.att, err, permanent)
-	default:
-		if err := j.store.put(w.t, kvs); err != nil {
-			// Two unordered writers of a key: a bug in the job's design
-			// that a retry cannot fix, so it fails the job even with
-			// ContinueOnFailure.
-			j.failed(w.t, w.att, err, true)
-			break
-		}
-		if n.x != nil {
-			n.x.err = nil
-		}
-		n.finished = j.stamp()
-		j.transition(w.t, Completed, w.att, nil)
-		j.release(w.t)
-	}
-	if cont && j.state == Running && len(j.ready) > 0 {
-		j.start(w, j.pop())
-		j.spawn()
-		return true
-	}
-	j.drop(w)
-	j.spawn()
-	j.maybeEnd()
-	return false
-}
-
-// release lets the tasks waiting on task t go ahead. j.mu is held.
-func (j *Job) release(t int32) {
-	for _, o := range j.g.outsOf(t) {
-		n := &j.nodes[o]
-		if n.waiting--; n.waiting == 0 && n.state == Pending {
-			j.makeReady(o)
+// queueRoots queues for decision the nodes of scope k that depend on
+// nothing. s.mu is held.
+func (s *scheduler) queueRoots(k int32) {
+	sc := s.scopes[k]
+	for i := range int32(len(sc.g.nodes)) {
+		if s.nodes[sc.base+i].waiting == 0 {
+			s.decide = append(s.decide, sc.base+i)
 		}
 	}
 }
 
-// attemptFailed retries task t after attempt att failed with err, or fails
-// it; permanent forbids a retry. j.mu is held.
-func (j *Job) attemptFailed(t, att int32, err error, permanent bool) {
-	n := &j.nodes[t]
-	if permanent || att > n.retries {
-		j.failed(t, att, err, false)
+// loc returns the scope of node id and its number there.
+func (s *scheduler) loc(id int32) (*scope, int32) {
+	sc := s.scopes[s.nodes[id].scope]
+	return sc, id - sc.base
+}
+
+// name returns node id's full name.
+func (s *scheduler) name(id int32) string {
+	sc, l := s.loc(id)
+	return sc.g.names[l]
+}
+
+// jobName names the job in messages: `job "name"`, or "job" if unnamed.
+func (s *scheduler) jobName() string {
+	if s.opts.Name == "" {
+		return "job"
+	}
+	return "job " + quote(s.opts.Name)
+}
+
+// groupOf returns the running group node id is a member of.
+func (s *scheduler) groupOf(id int32) *groupRun {
+	sc, l := s.loc(id)
+	if grp := sc.g.nodes[l].group; grp >= 0 {
+		return s.nodes[sc.base+grp].extra.group
+	}
+	if sc.parent == nil {
+		return s.root
+	}
+	return s.nodes[sc.parent.base+sc.owner].extra.group
+}
+
+// tick reads the clock for the transitions about to be made. It reads
+// only the monotonic clock, half the cost of time.Now. s.mu is held.
+func (s *scheduler) tick() { s.clock = time.Since(s.t0) }
+
+// stamp returns s.clock as a node time. s.mu is held.
+func (s *scheduler) stamp() int64 { return int64(s.clock) + 1 }
+
+// timeOf turns a node time back into a time.Time.
+func (s *scheduler) timeOf(stamp int64) time.Time {
+	if stamp == 0 {
+		return time.Time{}
+	}
+	return s.t0.Add(time.Duration(stamp - 1))
+}
+
+// emit sends e to the event queue, if events are on. s.mu is held.
+func (s *scheduler) emit(e Event) {
+	if s.events == nil {
 		return
 	}
-	x := n.extra()
+	e.Time = s.t0.Add(s.clock)
+	e.Job = s.opts.Name
+	s.events.push(e)
+}
+
+// transition moves node id to state to. s.mu is held.
+func (s *scheduler) transition(id int32, to State, attempt int32, err error) {
+	n := &s.nodes[id]
+	from := n.state
+	n.state = to
+	if n.kind == kindClose {
+		return // not a task: no count, no event
+	}
+	s.counts[from]--
+	s.counts[to]++
+	if to.Final() {
+		s.remaining--
+	}
+	if s.events != nil {
+		s.emit(Event{Task: s.name(id), From: from, To: to, Attempt: int(attempt), Err: err})
+	}
+}
+
+// settle decides every queued node, and the nodes their ending lets
+// through, until none is left. s.mu is held.
+func (s *scheduler) settle() {
+	// First in, first out: tasks let through together become ready in
+	// declaration order, as their events show.
+	for k := 0; k < len(s.decide); k++ {
+		id := s.decide[k]
+		if s.nodes[id].state == Pending && s.state == Running {
+			s.decideNode(id)
+		}
+	}
+	s.decide = s.decide[:0]
+}
+
+// release counts down the dependents of node id, which has ended (or, for
+// a group's open node, started), and queues those it lets through. s.mu is
+// held.
+func (s *scheduler) release(id int32) {
+	sc, l := s.loc(id)
+	for _, o := range sc.g.outsOf(l) {
+		n := &s.nodes[sc.base+o]
+		if n.waiting--; n.waiting == 0 && n.state == Pending {
+			s.decide = append(s.decide, sc.base+o)
+		}
+	}
+}
+
+// decideNode applies node id's trigger rule, then its When, now that every
+// dependency has ended: it runs, or ends without running. s.mu is held.
+func (s *scheduler) decideNode(id int32) {
+	n := &s.nodes[id]
+	sc, l := s.loc(id)
+	gn := &sc.g.nodes[l]
+	if n.kind == kindClose {
+		s.closeGroup(s.groupClosedBy(id))
+		return
+	}
+	var c tally
+	reused := s.resume != nil && s.groupOf(id).restorable
+	for _, d := range sc.g.depsOf(l) {
+		if d == gn.group {
+			continue // the group's open node: not a dependency the task declared
+		}
+		if sc.g.nodes[d].kind == kindClose {
+			d = sc.g.nodes[d].pair // a group: its state is its open node's
+		}
+		dn := &s.nodes[sc.base+d]
+		c.add(dn.state, dn.tolerate)
+		reused = reused && dn.reused
+	}
+	if verdict := n.trigger.decide(c); verdict != Running {
+		s.endUnrun(id, verdict, nil)
+		return
+	}
+	if reused && n.kind == kindFunc {
+		if tr, ok := s.resume[sc.g.names[l]]; ok {
+			s.restore(id, tr)
+			return
+		}
+	}
+	if x := n.extra; x != nil && x.when != nil {
+		ok, err := s.askWhen(id, x.when)
+		if err != nil {
+			n.finished = s.stamp()
+			n.extraOf().err = err
+			s.transition(id, Failed, 0, err)
+			s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Err: err})
+			return
+		}
+		if !ok {
+			s.endUnrun(id, Skipped, nil)
+			return
+		}
+	}
+	if n.kind == kindOpen {
+		s.startGroup(id, reused)
+		return
+	}
+	if n.kind == kindExpand {
+		n.extraOf().reusable = reused
+	}
+	s.makeReady(id)
+}
+
+// askWhen calls a task's When with what the task would see, turning a
+// panic into a *PanicError. It runs under the job's lock, as the decision
+// must. s.mu is held.
+func (s *scheduler) askWhen(id int32, when func(Values) bool) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, newPanicError(r)
+		}
+	}()
+	sc, l := s.loc(id)
+	return when(Values{s: s.store, sc: sc, t: l}), nil
+}
+
+// endUnrun ends node id, which did not run, in state to (Skipped,
+// UpstreamFailed or Canceled); a group's members end the same way. s.mu is
+// held.
+func (s *scheduler) endUnrun(id int32, to State, err error) {
+	n := &s.nodes[id]
+	n.finished = s.stamp()
+	if n.kind == kindOpen {
+		// Every member, nested groups' included, and the close node.
+		sc, l := s.loc(id)
+		end := sc.g.nodes[l].pair
+		for m := l + 1; m <= end; m++ {
+			mn := &s.nodes[sc.base+m]
+			if !mn.state.Final() {
+				mn.finished = n.finished
+				s.transition(sc.base+m, to, mn.attempts, nil)
+			}
+		}
+		s.transition(id, to, n.attempts, err)
+		s.release(sc.base + end)
+		s.tallyIn(s.groupOf(id), id)
+		return
+	}
+	s.transition(id, to, n.attempts, err)
+	s.taskEnded(id, nil)
+}
+
+// restore ends node id Completed from an earlier run's result, without
+// running it. s.mu is held.
+func (s *scheduler) restore(id int32, tr *TaskResult) {
+	n := &s.nodes[id]
+	out := make([]kv, 0, len(tr.Output))
+	for k, v := range tr.Output {
+		out = append(out, kv{k, v})
+	}
+	if !n.private {
+		sc, l := s.loc(id)
+		if err := s.store.put(sc, l, out); err != nil {
+			s.conflicted(id, 0, err)
+			return
+		}
+	}
+	n.out = out
+	n.restored, n.reused = true, true
+	n.attempts = int32(tr.Attempts)
+	n.extraOf().from = tr
+	s.transition(id, Completed, 0, nil)
+	s.taskEnded(id, nil)
+}
+
+// taskEnded handles node id reaching a final state: its group counts it, its
+// dependents count it down, and a failure that is not tolerated stops its
+// group (fail-fast) or is left to the trigger rules (KeepGoing). cause is
+// the *TaskError of a failure. s.mu is held.
+func (s *scheduler) taskEnded(id int32, cause *TaskError) {
+	n := &s.nodes[id]
+	s.release(s.releaseNode(id))
+	grp := s.groupOf(id)
+	s.tallyIn(grp, id)
+	if n.state != Failed || n.tolerate || s.opts.KeepGoing || grp.stopped {
+		return
+	}
+	if grp == s.root {
+		if s.state == Running {
+			s.stop(Failed, cause)
+		}
+		return
+	}
+	s.stopGroup(grp, cause)
+}
+
+// tallyIn counts member id's end in its group grp. s.mu is held.
+func (s *scheduler) tallyIn(grp *groupRun, id int32) {
+	n := &s.nodes[id]
+	grp.members++
+	if n.state == Failed && !n.tolerate {
+		grp.failed++
+	}
+	if n.state != Skipped {
+		grp.ran++
+	}
+}
+
+// makeReady queues task id for its next attempt. s.mu is held.
+func (s *scheduler) makeReady(id int32) {
+	s.transition(id, Ready, s.nodes[id].attempts+1, nil)
+	s.push(id)
+}
+
+// failed fails task id for good after attempt att failed with err, and
+// ends it. s.mu is held.
+func (s *scheduler) failed(id, att int32, err error) {
+	n := &s.nodes[id]
+	n.extraOf().err = err
+	n.finished = s.stamp()
+	s.transition(id, Failed, att, err)
+	s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(att), Err: err})
+}
+
+// conflicted fails the job for a conflict (err, from the store), whatever
+// KeepGoing and ContinueOnFailure say: two unordered writers of a key are
+// a bug in the job's design that no retry fixes. Task id (attempt att)
+// made the write, which was not kept, and ends Failed; the job's
+// *TaskError blames the writer declared later, which may be the other one,
+// so that the error does not depend on which finished first. s.mu is held.
+func (s *scheduler) conflicted(id, att int32, err error) {
+	blamed := id
+	if b, ok := err.(*blamedError); ok {
+		blamed = b.blame.sc.base + b.blame.task
+		err = b.err
+	}
+	n := &s.nodes[id]
+	n.extraOf().err = err
+	n.finished = s.stamp()
+	s.transition(id, Failed, att, err)
+	if s.state == Running {
+		s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(blamed), Attempts: int(s.nodes[blamed].attempts), Err: err})
+	}
+}
+
+// attemptFailed retries task id after attempt att failed with err, or fails
+// it; permanent forbids a retry. s.mu is held.
+func (s *scheduler) attemptFailed(id, att int32, err error, permanent bool) {
+	n := &s.nodes[id]
+	if permanent || att > n.retries {
+		s.failed(id, att, err)
+		return
+	}
+	x := n.extraOf()
 	var berr error
 	if x.backoff == nil {
-		x.backoff, berr = j.opts.newBackOff()
+		x.backoff, berr = s.opts.newBackOff(x.newBackoff)
 	}
 	d := backoff.Stop
 	if berr == nil {
@@ -279,141 +572,141 @@ func (j *Job) attemptFailed(t, att int32, err error, permanent bool) {
 		if berr != nil {
 			err = errors.Join(err, berr)
 		}
-		j.failed(t, att, err, false)
+		s.failed(id, att, err)
 		return
 	}
 	x.err = err
-	j.transition(t, Retrying, att, err)
+	s.transition(id, Retrying, att, err)
 	if d <= 0 {
-		j.makeReady(t)
+		s.makeReady(id)
 		return
 	}
 	// The delay runs on a timer, not on a worker: a task waiting to retry
 	// holds no worker and blocks no other task.
-	x.retry = time.AfterFunc(d, func() { j.retryNow(t) })
+	x.retry = time.AfterFunc(d, func() { s.retryNow(id) })
 }
 
-// retryNow ends task t's retry delay.
-func (j *Job) retryNow(t int32) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	n := &j.nodes[t]
-	if n.state != Retrying || j.state != Running {
+// retryNow ends task id's retry delay.
+func (s *scheduler) retryNow(id int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := &s.nodes[id]
+	if n.state != Retrying || s.state != Running {
 		return
 	}
-	j.tick()
-	n.x.retry = nil
-	j.makeReady(t)
-	j.spawn()
+	s.tick()
+	n.extra.retry = nil
+	s.makeReady(id)
+	s.spawn()
 }
 
-// failed fails task t for good, and the job with it unless the task has
-// ContinueOnFailure and the error is not a conflict. j.mu is held.
-func (j *Job) failed(t, att int32, err error, conflict bool) {
-	n := &j.nodes[t]
-	n.extra().err = err
-	n.finished = j.stamp()
-	j.transition(t, Failed, att, err)
-	if n.cont && !conflict {
-		j.release(t)
+// onContextDone stops the job when its context ends for a reason of its
+// own: the caller's ctx, or Options.Timeout. Stops by Cancel or by a failed
+// task cancel the context too, and are ignored here.
+func (s *scheduler) onContextDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != Running {
 		return
 	}
-	j.stop(Failed, &TaskError{Job: j.opts.Name, Task: j.g.names[t], Attempts: int(att), Err: err})
+	s.tick()
+	s.contextEnded()
 }
 
-// expire fails attempt att of task t, run by w, when its Timeout passes.
-// The task moves on at once: to Retrying, or to Failed. The attempt's Func
-// may go on running: w keeps its place among the MaxParallel workers for
-// the grace period, so that a Func that ignores its context does not free
-// a slot at once, and is then detached and counted as abandoned.
-func (j *Job) expire(w *worker, t, att int32, ctx context.Context, timeoutErr error) {
-	if context.Cause(ctx) != timeoutErr {
-		return // the job's context ended: stop handles it
+// contextEnded stops the job because its context ended. s.mu is held.
+func (s *scheduler) contextEnded() {
+	err := context.Cause(s.ctx)
+	if err != s.timeoutErr {
+		// The caller's ctx ended: say so, matching its Err, with its cause.
+		msg := fmt.Sprintf("dag: %s stopped because its context ended: %v", s.jobName(), s.ctx.Err())
+		if err != nil && err != s.ctx.Err() {
+			msg += fmt.Sprintf(" (cause: %v)", err)
+		}
+		err = &wrapError{msg: msg, err: s.ctx.Err()}
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	// The attempt may have returned before this ran: w may have moved on
-	// to another attempt, or ended, and the task may run its next attempt
-	// on another worker.
-	n := &j.nodes[t]
-	if w.idx < 0 || w.detached || w.t != t || w.att != att || w.timedOut || n.attempts != att || n.state != Running {
+	s.stop(Canceled, err)
+}
+
+// stop ends the job early with state and err: cancels every attempt's
+// context, cancels every task not ended, and ends the job once the running
+// attempts have returned or the grace period has passed. s.mu is held.
+func (s *scheduler) stop(state State, err error) {
+	s.state, s.err = state, err
+	s.root.stopped = true
+	s.cancel(err)
+	for i := range s.nodes {
+		n := &s.nodes[i]
+		if n.state.Final() {
+			continue
+		}
+		if x := n.extra; x != nil {
+			if x.retry != nil {
+				x.retry.Stop()
+				x.retry = nil
+			}
+			if x.group != nil {
+				x.group.close(err)
+			}
+		}
+		n.finished = s.stamp()
+		s.transition(int32(i), Canceled, n.attempts, nil)
+	}
+	s.ready = s.ready[:0]
+	s.decide = s.decide[:0]
+	if len(s.running) > 0 {
+		s.grace = time.AfterFunc(abandonGrace, s.abandonAll)
+	}
+	s.maybeEnd()
+}
+
+// abandonAll ends the grace period of a stopping job: attempts still
+// running are abandoned, and the job ends.
+func (s *scheduler) abandonAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
 		return
 	}
-	j.tick()
-	w.timedOut = true
-	j.attemptFailed(w.t, att, timeoutErr, false)
-	j.spawn()
-	j.graceFor(w, att)
-}
-
-// graceFor detaches w after the grace period if it still runs attempt att.
-// j.mu is held.
-func (j *Job) graceFor(w *worker, att int32) {
-	t := w.t
-	time.AfterFunc(abandonGrace, func() {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		// w may have returned within the grace period (and been dropped),
-		// or be running a later attempt.
-		if w.idx >= 0 && !w.detached && w.t == t && w.att == att && !j.ended {
-			j.tick()
-			j.detach(w)
-			j.spawn()
-			j.maybeEnd()
-		}
-	})
-}
-
-// detach abandons w's attempt: the job stops counting w. j.mu is held.
-func (j *Job) detach(w *worker) {
-	w.detached = true
-	j.drop(w)
-	j.nodes[w.t].abandoned++
-	j.abandoned++
-}
-
-// The ready queue is a binary heap of keys that order tasks critical path
-// first (the highest rank), then in declaration order, packed into one
-// integer: comparing keys touches no other memory. A heap
-// of integers rather than container/heap also avoids boxing each push.
-
-func (j *Job) readyKey(t int32) uint64 {
-	return uint64(1<<31-1-j.g.rank[t])<<32 | uint64(t)
-}
-
-func (j *Job) push(t int32) {
-	h := append(j.ready, j.readyKey(t))
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h[p] <= h[i] {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
+	s.tick()
+	for len(s.running) > 0 {
+		s.detach(s.running[len(s.running)-1])
 	}
-	j.ready = h
+	s.maybeEnd()
 }
 
-func (j *Job) pop() int32 {
-	h := j.ready
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		c := 2*i + 1
-		if c >= len(h) {
-			break
-		}
-		if r := c + 1; r < len(h) && h[r] < h[c] {
-			c = r
-		}
-		if h[i] <= h[c] {
-			break
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
+// maybeEnd ends the job if every task has ended and no worker runs. s.mu
+// is held.
+func (s *scheduler) maybeEnd() {
+	if s.remaining > 0 || len(s.running) > 0 || s.ended || len(s.decide) > 0 {
+		return
 	}
-	j.ready = h
-	return int32(uint32(top))
+	s.ended = true
+	if s.state == Running {
+		s.state = Completed
+		if s.root.failed > 0 {
+			s.state = Failed
+			s.err = s.keepGoingError()
+		}
+	}
+	if s.grace != nil {
+		s.grace.Stop()
+	}
+	s.stopWatch()
+	if s.stopTimer != nil {
+		s.stopTimer()
+	}
+	// Abandoned attempts learn from their context that the job is over.
+	s.cancel(fmt.Errorf("dag: %s ended: %w", s.jobName(), context.Canceled))
+	s.doneResult, s.doneErr = s.result(), s.err
+	s.emit(Event{From: Running, To: s.state, Err: s.err})
+	if s.events != nil {
+		s.events.close()
+	}
+	if s.ck != nil {
+		// Clearing the checkpoint and releasing its lock are I/O: they
+		// run outside the lock, and Wait returns after them.
+		go s.ck.finish(s.state == Completed, s.done)
+		return
+	}
+	close(s.done)
 }

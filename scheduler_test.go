@@ -41,7 +41,7 @@ var stParallels = []int{1, 2, 4}
 
 // stIgnoreTimes ignores the timestamps of task results and events.
 var stIgnoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished"),
+	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
 	cmpopts.IgnoreFields(dag.Event{}, "Time"),
 	cmpopts.EquateErrors(),
 }

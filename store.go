@@ -10,12 +10,12 @@ import (
 	"sync"
 )
 
-// entry is one write of a key: the writer (-1 for the initial context), its
-// level in the graph, and the value.
+// entry is one write of a key: the writer (sc nil for the initial
+// context) and the value.
 type entry struct {
-	task  int32
-	level int32
-	val   any
+	sc   *scope
+	task int32
+	val  any
 }
 
 // chain is the list of writes of one key, in the order they were made. It
@@ -49,33 +49,41 @@ type shard struct {
 // store is the job context. Every key has the list of its writes in the
 // order they were made. Two tasks that do not depend on each other may not
 // both write a key (that is an ErrConflict), so each list is a chain: every
-// writer depends on the writer before it, and levels rise along the list.
-// The writers a task depends on are therefore a prefix of each list, and
-// the value a task sees is the last write of that prefix: the descendant's.
+// writer depends on the writer before it. The writers a task depends on are
+// therefore a prefix of each list, and the value a task sees is the last
+// write of that prefix: the descendant's.
 //
-// That makes a read a map lookup, a binary search by level and, in the
-// common case, one check that the writer is a direct dependency, without
-// ever copying the context per task. Keys are spread over shards, each
-// with its own lock, so that readers on different cores do not contend.
-// Writes come from finish, under the job's lock, so they never race each
-// other; the shard locks keep them apart from readers.
+// That makes a read a map lookup and, in the common case of a key written
+// once, one check that the writer is an ancestor (a binary search of the
+// reader's direct dependencies, or the graph's labels), without ever
+// copying the context per task. Keys are spread over shards, each with its
+// own lock, so that readers on different cores do not contend. Writes come
+// from the scheduler, under the job's lock, so they never race each other;
+// the shard locks keep them apart from readers.
 type store struct {
-	g      *graph
 	seed   maphash.Seed
 	shards [storeShards]shard
+	// sizeHint sizes a shard's map when its first key is written.
+	sizeHint int
 
 	viewMu sync.Mutex
-	views  map[int32]*snapshot // guarded by viewMu: built for Len and All
+	views  map[reader]*snapshot // guarded by viewMu: built for Len and All
 }
 
-func newStore(g *graph, initial map[string]any) *store {
-	s := &store{g: g, seed: maphash.MakeSeed()}
+// reader names a task of a scope.
+type reader struct {
+	sc   *scope
+	task int32
+}
+
+func newStore(tasks int, initial map[string]any) *store {
+	s := &store{seed: maphash.MakeSeed(), sizeHint: tasks / storeShards}
 	for k, v := range initial {
 		sh := s.shard(k)
 		if sh.keys == nil {
 			sh.keys = make(map[string]chain)
 		}
-		sh.keys[k] = chain{first: entry{task: -1, level: -1, val: v}}
+		sh.keys[k] = chain{first: entry{task: -1, val: v}}
 	}
 	return s
 }
@@ -84,14 +92,14 @@ func (s *store) shard(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)%storeShards]
 }
 
-// get returns the value of key that task t sees.
-func (s *store) get(t int32, key string) (any, bool) {
+// get returns the value of key that task t of scope sc sees.
+func (s *store) get(sc *scope, t int32, key string) (any, bool) {
 	sh := s.shard(key)
 	sh.mu.RLock()
 	c, ok := sh.keys[key]
 	var e *entry
 	if ok {
-		e = s.visible(t, &c)
+		e = visible(sc, t, &c)
 	}
 	sh.mu.RUnlock()
 	if e == nil {
@@ -100,17 +108,19 @@ func (s *store) get(t int32, key string) (any, bool) {
 	return e.val, true
 }
 
-// visible returns the last write in c that task t depends on, or nil.
-func (s *store) visible(t int32, c *chain) *entry {
-	lvl := s.g.level[t]
-	// Writers t depends on have lower levels than t; levels rise along c.
-	i := sort.Search(c.len(), func(i int) bool { return c.at(i).level >= lvl }) - 1
-	for ; i >= 0; i-- {
-		if e := c.at(i); e.task < 0 || s.g.dependsOn(t, e.task) {
-			return e
-		}
+// visible returns the last write in c that task t of scope sc depends on,
+// or nil. The writes t depends on are a prefix of c: the search asks about
+// O(log len(c)) writers, one for a key written once.
+func visible(sc *scope, t int32, c *chain) *entry {
+	n := c.len()
+	i := sort.Search(n, func(i int) bool {
+		e := c.at(i)
+		return e.sc != nil && !reach(sc, t, e.sc, e.task)
+	}) - 1
+	if i < 0 {
+		return nil
 	}
-	return nil
+	return c.at(i)
 }
 
 // kv is one key of a task's output, copied.
@@ -119,16 +129,20 @@ type kv struct {
 	val any
 }
 
-// put records the output of task t, all of it or, on a conflict, none.
-// The caller holds the job's lock, so puts never run concurrently: a put
-// that meets a conflict can take back the writes it made, since nothing
-// was written after them and no reader sees them (a task that depends on t
-// has not started; any other task ignores t's writes).
-func (s *store) put(t int32, out []kv) error {
-	lvl := s.g.level[t]
+// put records the output of task t of scope sc, all of it or, on a
+// conflict, none. The caller holds the job's lock, so puts never run
+// concurrently: a put that meets a conflict can take back the writes it
+// made, since nothing was written after them and no reader sees them (a
+// task that depends on t has not started; any other task ignores t's
+// writes).
+//
+// On a conflict, the job stops, and what it reports must not depend on
+// which of the two writers finished first: the error blames the writer
+// declared later, and the key keeps the value of the writer declared first.
+func (s *store) put(sc *scope, t int32, out []kv) error {
 	for i, o := range out {
 		sh := s.shard(o.key)
-		e := entry{task: t, level: lvl, val: o.val}
+		e := entry{sc: sc, task: t, val: o.val}
 		sh.mu.Lock()
 		c, ok := sh.keys[o.key]
 		switch {
@@ -137,15 +151,15 @@ func (s *store) put(t int32, out []kv) error {
 				// Size the shard for one key per task: jobs that pass
 				// values mostly write about that many, and the map then
 				// never grows while the job runs.
-				sh.keys = make(map[string]chain, len(s.g.names)/storeShards)
+				sh.keys = make(map[string]chain, s.sizeHint)
 			}
 			sh.keys[o.key] = chain{first: e}
-		case c.at(c.len()-1).task >= 0 && !s.g.dependsOn(t, c.at(c.len()-1).task):
+		case c.at(c.len()-1).sc != nil && !reach(sc, t, c.at(c.len()-1).sc, c.at(c.len()-1).task):
 			// The last writer finished before t, and t does not depend
 			// on it: the two were unordered.
 			sh.mu.Unlock()
 			s.undo(out[:i])
-			return s.conflict(t, out)
+			return s.conflict(sc, t, out)
 		default:
 			c.more = append(c.more, e)
 			sh.keys[o.key] = c
@@ -171,38 +185,71 @@ func (s *store) undo(out []kv) {
 	}
 }
 
+// A conflictError is the error of two unordered writers of one key.
+type conflictError struct {
+	key           string
+	first, second string // the writers, in declaration order
+}
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("dag: tasks %s and %s both write key %q and neither depends on the other; make one depend on the other or use different keys",
+		quote(e.first), quote(e.second), e.key)
+}
+
+func (e *conflictError) Unwrap() error { return ErrConflict }
+
 // conflict builds the error for task t's conflicting output, naming the
-// first conflicting key in sorted order so the message is stable.
-func (s *store) conflict(t int32, out []kv) error {
+// first conflicting key in sorted order so the message is stable, and
+// returns the writer it blames: the one declared later. If that is the
+// writer already in the store, the key's value becomes t's, so that the
+// key keeps the value of the writer declared first.
+func (s *store) conflict(sc *scope, t int32, out []kv) error {
 	slices.SortFunc(out, func(a, b kv) int { return cmp.Compare(a.key, b.key) })
 	for _, o := range out {
 		sh := s.shard(o.key)
-		sh.mu.RLock()
+		sh.mu.Lock()
 		c, ok := sh.keys[o.key]
-		sh.mu.RUnlock()
 		if !ok {
+			sh.mu.Unlock()
 			continue
 		}
-		if last := c.at(c.len() - 1).task; last >= 0 && !s.g.dependsOn(t, last) {
-			a, b := last, t
-			if a > b {
-				a, b = b, a
-			}
-			return &wrapError{
-				msg: fmt.Sprintf("dag: tasks %s and %s both write key %q and neither depends on the other; make one depend on the other or use different keys",
-					quote(s.g.names[a]), quote(s.g.names[b]), o.key),
-				err: ErrConflict,
-			}
+		last := c.at(c.len() - 1)
+		if last.sc == nil || reach(sc, t, last.sc, last.task) {
+			sh.mu.Unlock()
+			continue
 		}
+		err := &conflictError{key: o.key}
+		blame := reader{sc, t}
+		if declaredBefore(sc, t, last.sc, last.task) {
+			blame = reader{last.sc, last.task}
+			err.first, err.second = sc.g.names[t], last.sc.g.names[last.task]
+			last.val = o.val
+			sh.keys[o.key] = c
+		} else {
+			err.first, err.second = last.sc.g.names[last.task], sc.g.names[t]
+		}
+		sh.mu.Unlock()
+		return &blamedError{err: err, blame: blame}
 	}
 	panic("dag: conflict not found") // unreachable: put found one
 }
 
-// view returns the snapshot of everything task t sees, building it once.
-// It visits every key of the job: Len and All cost what the context holds.
-func (s *store) view(t int32) *snapshot {
+// blamedError carries a conflict to the scheduler with the task to blame.
+type blamedError struct {
+	err   *conflictError
+	blame reader
+}
+
+func (e *blamedError) Error() string { return e.err.Error() }
+func (e *blamedError) Unwrap() error { return e.err }
+
+// view returns the snapshot of everything task t of scope sc sees,
+// building it once. It visits every key of the job: Len and All cost what
+// the context holds.
+func (s *store) view(sc *scope, t int32) *snapshot {
+	r := reader{sc, t}
 	s.viewMu.Lock()
-	snap, ok := s.views[t]
+	snap, ok := s.views[r]
 	s.viewMu.Unlock()
 	if ok {
 		return snap
@@ -212,7 +259,7 @@ func (s *store) view(t int32) *snapshot {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for k, c := range sh.keys {
-			if e := s.visible(t, &c); e != nil {
+			if e := visible(sc, t, &c); e != nil {
 				snap.m[k] = e.val
 			}
 		}
@@ -222,13 +269,31 @@ func (s *store) view(t int32) *snapshot {
 	s.viewMu.Lock()
 	defer s.viewMu.Unlock()
 	if s.views == nil {
-		s.views = make(map[int32]*snapshot)
+		s.views = make(map[reader]*snapshot)
 	}
-	if old, ok := s.views[t]; ok {
+	if old, ok := s.views[r]; ok {
 		return old
 	}
-	s.views[t] = snap
+	s.views[r] = snap
 	return snap
+}
+
+// writerOf returns the name of a task that wrote key, the last one; "" if
+// none did.
+func (s *store) writerOf(key string) string {
+	sh := s.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	c, ok := sh.keys[key]
+	if !ok {
+		return ""
+	}
+	for i := c.len() - 1; i >= 0; i-- {
+		if e := c.at(i); e.sc != nil {
+			return e.sc.g.names[e.task]
+		}
+	}
+	return ""
 }
 
 // final returns the job's context: for every key, its last write.

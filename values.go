@@ -15,6 +15,7 @@ import (
 // The zero Values is empty and ready to use.
 type Values struct {
 	s    *store    // the job's store; nil for ValuesOf and the zero Values
+	sc   *scope    // the reading task's scope, with s
 	t    int32     // the reading task, with s
 	snap *snapshot // the values, for ValuesOf
 }
@@ -46,7 +47,7 @@ func ValuesOf(m map[string]any) Values {
 // from the reader, through tasks the labels cannot rule out.
 func (v Values) Get(key string) (any, bool) {
 	if v.s != nil {
-		return v.s.get(v.t, key)
+		return v.s.get(v.sc, v.t, key)
 	}
 	if v.snap != nil {
 		val, ok := v.snap.m[key]
@@ -75,7 +76,7 @@ func (v Values) All() iter.Seq2[string, any] {
 func (v Values) snapshot() *snapshot {
 	switch {
 	case v.s != nil:
-		return v.s.view(v.t)
+		return v.s.view(v.sc, v.t)
 	case v.snap != nil:
 		return v.snap
 	}
@@ -91,11 +92,24 @@ func (v Values) String() string {
 // [ErrMissingKey] when the key is absent, and with an error naming the key,
 // the wanted type and the found type when the value is not a T. A nil value
 // is a T only when T is an interface type.
+//
+// Both are mistakes in the job's design that a retry cannot fix: a task
+// whose Func returns such an error (or wraps it) fails for good, without
+// retrying. When the key is absent but another task of the job has written
+// it already, the error names that task: a task sees only the outputs of
+// the tasks it depends on, so it likely belongs in DependsOn. (A writer that
+// has not run yet cannot be named.)
 func Lookup[T any](v Values, key string) (T, error) {
 	var zero T
 	raw, ok := v.Get(key)
 	if !ok {
-		return zero, &wrapError{msg: fmt.Sprintf("dag: key %q is not in the job context", key), err: ErrMissingKey}
+		msg := fmt.Sprintf("dag: key %q is not in the job context", key)
+		if v.s != nil {
+			if w := v.s.writerOf(key); w != "" {
+				msg = fmt.Sprintf("dag: key %q is not in the job context this task sees: task %s wrote it, but a task sees only the outputs of the tasks it depends on; add %s to DependsOn", key, quote(w), quote(w))
+			}
+		}
+		return zero, &lookupError{msg: msg, err: ErrMissingKey}
 	}
 	if t, ok := raw.(T); ok {
 		return t, nil
@@ -104,5 +118,15 @@ func Lookup[T any](v Values, key string) (T, error) {
 		return zero, nil
 	}
 	want := fmt.Sprintf("%T", (*T)(nil))[1:]
-	return zero, fmt.Errorf("dag: key %q holds a %T, not a %s", key, raw, want)
+	return zero, &lookupError{msg: fmt.Sprintf("dag: key %q holds a value of type %T, not %s", key, raw, want)}
 }
+
+// lookupError is an error of Lookup: a mistake in the job's design, which
+// the scheduler does not retry.
+type lookupError struct {
+	msg string
+	err error // ErrMissingKey, or nil
+}
+
+func (e *lookupError) Error() string { return e.msg }
+func (e *lookupError) Unwrap() error { return e.err }

@@ -1,0 +1,394 @@
+package dag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// worker is one goroutine running attempts. Its fields are guarded by s.mu,
+// except those the comments say only the worker's goroutine uses.
+type worker struct {
+	id, att int32 // the node and attempt it runs
+	// timedOut is set when the attempt passed its Timeout: the attempt has
+	// failed already, and what Func returns is discarded.
+	timedOut bool
+	// detached is set when the job stops counting this worker: its attempt
+	// outlived its context by the grace period. The goroutine ends as soon
+	// as Func returns.
+	detached bool
+	idx      int // in s.running; -1 once dropped
+	// What the attempt needs, set by start under the lock so that the
+	// goroutine reads no node (the node table grows when an Expand adds
+	// tasks).
+	fn      TaskFunc
+	expand  func(context.Context, Values) ([]Task, error)
+	timeout time.Duration
+	parent  context.Context // the context of the task's group
+	sc      *scope
+	local   int32
+	started int64 // the attempt's start, as a node time
+	first   int64 // the task's first attempt's start, as a node time
+	// out is where the worker copies each output, reused across attempts.
+	// Only the worker's goroutine uses it.
+	out []kv
+}
+
+// spawn starts workers for ready tasks while fewer than MaxParallel run.
+// s.mu is held.
+func (s *scheduler) spawn() {
+	for s.state == Running && len(s.running) < s.max {
+		id, ok := s.pop()
+		if !ok {
+			return
+		}
+		w := &worker{idx: len(s.running)}
+		s.running = append(s.running, w)
+		s.start(w, id)
+		go s.work(w)
+	}
+}
+
+// start makes w run the next attempt of task id. s.mu is held.
+func (s *scheduler) start(w *worker, id int32) {
+	n := &s.nodes[id]
+	n.attempts++
+	if n.attempts == 1 {
+		n.started = s.stamp()
+	}
+	w.id, w.att, w.timedOut = id, n.attempts, false
+	w.fn, w.timeout, w.expand = n.fn, n.timeout, nil
+	if n.kind == kindExpand {
+		w.expand = n.extra.expand
+	}
+	w.parent = s.groupOf(id).ctx
+	w.sc, w.local = s.loc(id)
+	w.started, w.first = s.stamp(), n.started
+	s.transition(id, Running, n.attempts, nil)
+}
+
+// drop stops counting w as a running worker. s.mu is held.
+func (s *scheduler) drop(w *worker) {
+	last := s.running[len(s.running)-1]
+	last.idx = w.idx
+	s.running[w.idx] = last
+	s.running[len(s.running)-1] = nil
+	s.running = s.running[:len(s.running)-1]
+	w.idx = -1
+}
+
+func (s *scheduler) work(w *worker) {
+	for s.attempt(w) {
+	}
+}
+
+// attemptCtx is the context of one attempt: its group's context, and the
+// attempt's identity for TaskInfoFromContext, in one allocation.
+type attemptCtx struct {
+	context.Context
+	info TaskInfo
+}
+
+func (c *attemptCtx) Value(key any) any {
+	if key == (taskInfoKey{}) {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
+// outcome is what an attempt produced, handed from the worker's goroutine
+// to finish.
+type outcome struct {
+	out       map[string]any
+	children  []Task
+	err       error
+	permanent bool  // err asks for no retry
+	skip      bool  // err is, or wraps, ErrSkip
+	store     bool  // err is the checkpoint store's: it fails the job
+	finished  int64 // when a checkpointed task's result was saved, as a node time
+}
+
+// attempt runs w's attempt, records its outcome and reports whether w has
+// another attempt to run.
+func (s *scheduler) attempt(w *worker) bool {
+	// Only this goroutine writes w's attempt fields outside the lock (start
+	// sets them under it, before the goroutine reads them).
+	id, att, timeout := w.id, w.att, w.timeout
+	name := w.sc.g.names[w.local]
+	var ctx context.Context = &attemptCtx{Context: w.parent, info: TaskInfo{Job: s.opts.Name, Task: name, Attempt: int(att), Started: s.timeOf(w.started)}}
+	var timeoutErr error
+	if timeout > 0 {
+		timeoutErr = &wrapError{
+			msg: fmt.Sprintf("dag: task %s timed out after %v: %v", quote(name), timeout, context.DeadlineExceeded),
+			err: context.DeadlineExceeded,
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, timeoutErr)
+		defer cancel()
+		actx := ctx
+		defer context.AfterFunc(ctx, func() { s.expire(w, id, att, actx, timeoutErr) })()
+	}
+
+	returned := false
+	defer func() {
+		if !returned {
+			// Func called runtime.Goexit, which ends this goroutine once
+			// the deferred calls have run: record the failure, and let
+			// another worker take over.
+			s.finish(w, outcome{err: errGoexit}, false)
+		}
+	}()
+	var o outcome
+	in := Values{s: s.store, sc: w.sc, t: w.local}
+	if w.expand != nil {
+		o.children, o.err = callExpand(ctx, w.expand, in)
+	} else {
+		o.out, o.err = call(ctx, w.fn, in)
+	}
+	returned = true
+	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
+		o.out, o.children, o.err = nil, nil, timeoutErr // too late: the result is discarded
+	}
+	if o.err != nil {
+		// Outside the lock: this runs the error's own methods.
+		o.err, o.permanent, o.skip = classify(o.err)
+	} else if s.ck != nil && w.expand == nil {
+		o.err, o.permanent, o.store, o.finished = s.save(w, name, o.out)
+	}
+	return s.finish(w, o, true)
+}
+
+// save records a completed attempt's output in the checkpoint before its
+// dependents can start: a task never consumes an output that a crash could
+// lose. It runs on the worker, outside the lock. A value the store cannot
+// encode fails the task for good; any other error of the store fails the
+// job (permanent, with the store's error wrapped).
+func (s *scheduler) save(w *worker, name string, out map[string]any) (err error, permanent, storeFailed bool, finished int64) {
+	finished = int64(time.Since(s.t0)) + 1
+	tr := TaskResult{
+		State:    Completed,
+		Attempts: int(w.att),
+		Started:  s.timeOf(w.first),
+		Finished: s.timeOf(finished),
+		Output:   copyMap(out),
+	}
+	if err := s.ck.save(name, tr); err != nil {
+		if errors.Is(err, ErrNotSerializable) {
+			return err, true, false, 0
+		}
+		return fmt.Errorf("dag: saving task %s in the checkpoint of %s failed: %w", quote(name), s.jobName(), err), true, true, 0
+	}
+	return nil, false, false, finished
+}
+
+// copyMap copies m, nil for an empty map.
+func copyMap(m map[string]any) map[string]any {
+	if len(m) == 0 {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// call runs fn, turning a panic into a *PanicError.
+func call(ctx context.Context, fn TaskFunc, in Values) (out map[string]any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, newPanicError(r)
+		}
+	}()
+	return fn(ctx, in)
+}
+
+// callExpand runs an Expand, turning a panic into a *PanicError.
+func callExpand(ctx context.Context, fn func(context.Context, Values) ([]Task, error), in Values) (tasks []Task, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			tasks, err = nil, newPanicError(r)
+		}
+	}()
+	return fn(ctx, in)
+}
+
+// classify reports whether err asks for no retry (it is, or wraps, a
+// *backoff.PermanentError, or an error of Lookup: a mistake in the job's
+// design) and whether it skips the task (it is, or wraps, ErrSkip). An
+// error that is a PermanentError is replaced by the error it holds; a
+// wrapped one is kept whole, so that nothing the task said is lost (a
+// *PanicError and its stack, or a message around it). An error whose
+// methods panic is kept as it is, and is neither. It runs the error's
+// methods: call it outside the lock.
+func classify(err error) (out error, permanent, skip bool) {
+	defer func() {
+		if recover() != nil {
+			out, permanent, skip = err, false, false
+		}
+	}()
+	if p, ok := err.(*backoff.PermanentError); ok {
+		if p.Err == nil {
+			return err, true, false
+		}
+		return p.Err, true, errors.Is(p.Err, ErrSkip)
+	}
+	var p *backoff.PermanentError
+	var l *lookupError
+	skip = errors.Is(err, ErrSkip)
+	return err, skip || errors.As(err, &p) || errors.As(err, &l), skip
+}
+
+// finish records the outcome of w's attempt and reports whether w has
+// another attempt to run; alive is false when the goroutine is ending.
+func (s *scheduler) finish(w *worker, o outcome, alive bool) bool {
+	// Copy the output before taking the lock: dag keeps no reference to the
+	// task's map.
+	kvs := w.out[:0]
+	if o.err == nil {
+		for k, v := range o.out {
+			kvs = append(kvs, kv{k, v})
+		}
+	}
+	defer func() {
+		clear(kvs) // keep no reference to the values
+		w.out = kvs[:0]
+	}()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Read the clock under the lock, so that event times never go back.
+	s.tick()
+	if s.state == Running && s.ctx.Err() != nil {
+		// The job's context ended and the watch has not run yet: stop
+		// first, so that an attempt failing because of it is not taken for
+		// a failure of the task.
+		s.contextEnded()
+	}
+	s.checkGroups(w.id)
+	n := &s.nodes[w.id]
+	if w.detached {
+		// The job gave up on this attempt and no longer counts w.
+		n.abandoned--
+		s.abandoned--
+		return false
+	}
+	switch {
+	case w.timedOut:
+		// The attempt failed at its deadline; this is its late result.
+	case n.state != Running || n.attempts != w.att:
+		// The job or the task's group stopped and canceled the task.
+	case o.err != nil:
+		switch {
+		case o.store:
+			n.extraOf().err = o.err
+			n.finished = s.stamp()
+			s.transition(w.id, Failed, w.att, o.err)
+			s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(w.id), Attempts: int(w.att), Err: o.err})
+		case o.skip:
+			n.extraOf().err = o.err
+			n.finished = s.stamp()
+			s.transition(w.id, Skipped, w.att, o.err)
+			s.taskEnded(w.id, nil)
+		default:
+			s.attemptFailed(w.id, w.att, o.err, o.permanent)
+		}
+	case n.kind == kindExpand:
+		s.expanded(w.id, w.att, o.children)
+	default:
+		s.completed(w.id, w.att, kvs, o.finished)
+	}
+	s.settle()
+	if alive && s.state == Running {
+		if id, ok := s.pop(); ok {
+			s.start(w, id)
+			s.spawn()
+			return true
+		}
+	}
+	s.drop(w)
+	s.spawn()
+	s.maybeEnd()
+	return false
+}
+
+// completed records that attempt att of task id succeeded with output out.
+// finished, if not 0, is the time its checkpoint recorded. s.mu is held.
+func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
+	n := &s.nodes[id]
+	if !n.private {
+		sc, l := s.loc(id)
+		if err := s.store.put(sc, l, out); err != nil {
+			s.conflicted(id, att, err)
+			return
+		}
+	}
+	if len(out) > 0 {
+		n.out = append([]kv(nil), out...)
+	}
+	if n.extra != nil {
+		n.extra.err = nil
+	}
+	n.finished = s.stamp()
+	if finished != 0 {
+		n.finished = finished
+	}
+	s.transition(id, Completed, att, nil)
+	s.taskEnded(id, nil)
+}
+
+// expire fails attempt att of task id, run by w, when its Timeout passes.
+// The task moves on at once: to Retrying, or to Failed. The attempt's Func
+// may go on running: w keeps its place among the MaxParallel workers for
+// the grace period, so that a Func that ignores its context does not free
+// a slot at once, and is then detached and counted as abandoned.
+func (s *scheduler) expire(w *worker, id, att int32, ctx context.Context, timeoutErr error) {
+	if context.Cause(ctx) != timeoutErr {
+		return // the job's or the group's context ended: their stop handles it
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The attempt may have returned before this ran: w may have moved on
+	// to another attempt, or ended, and the task may run its next attempt
+	// on another worker.
+	n := &s.nodes[id]
+	if w.idx < 0 || w.detached || w.id != id || w.att != att || w.timedOut || n.attempts != att || n.state != Running {
+		return
+	}
+	s.tick()
+	w.timedOut = true
+	s.attemptFailed(w.id, att, timeoutErr, false)
+	s.settle()
+	s.spawn()
+	s.graceFor(w, att)
+	s.maybeEnd()
+}
+
+// graceFor detaches w after the grace period if it still runs attempt att.
+// s.mu is held.
+func (s *scheduler) graceFor(w *worker, att int32) {
+	id := w.id
+	time.AfterFunc(abandonGrace, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// w may have returned within the grace period (and been dropped),
+		// or be running a later attempt.
+		if w.idx >= 0 && !w.detached && w.id == id && w.att == att && !s.ended {
+			s.tick()
+			s.detach(w)
+			s.spawn()
+			s.maybeEnd()
+		}
+	})
+}
+
+// detach abandons w's attempt: the job stops counting w. s.mu is held.
+func (s *scheduler) detach(w *worker) {
+	w.detached = true
+	s.drop(w)
+	s.nodes[w.id].abandoned++
+	s.abandoned++
+}

@@ -69,7 +69,7 @@ func (r *registered) activity(ctx context.Context, in taskInput) (taskOutput, er
 	if t.Expand != nil {
 		children, err := callExpand(ctx, t.Expand, dag.ValuesOf(vals))
 		if err == nil {
-			if err = validateTree(children); err != nil {
+			if err = dag.Validate(children); err != nil {
 				// Invalid children fail the task for good, as in dag.Run.
 				err = backoff.Permanent(fmt.Errorf("dag: task %q: its Expand returned tasks that are not a valid DAG: %w", name, err))
 			}

@@ -92,18 +92,27 @@ func NewInput(opts dag.Options) (Input, error) {
 // root is the job's workflow.
 func (r *registered) root(ctx workflow.Context, in Input) (converter.RawValue, error) {
 	exec := workflow.GetInfo(ctx).WorkflowExecution
-	lv, err := r.newLevel(ctx, levelConfig{job: in.Job, run: exec.ID + "\x00" + exec.RunID, specs: r.specs, values: in.Context,
-		slots: in.MaxParallel, maxRetries: in.MaxRetries, keepGoing: in.KeepGoing})
+	initial, err := decodeMap("Options.Context", in.Context)
+	var ledger *dag.Ledger
+	if err == nil {
+		ledger, err = dag.NewLedger(r.tasks, initial)
+	}
 	if err != nil {
 		return converter.RawValue{}, temporal.NewNonRetryableApplicationError(err.Error(), errorType(err), nil)
 	}
+	lv := r.newLevel(ctx, levelConfig{job: in.Job, run: exec.ID + "\x00" + exec.RunID, specs: r.specs, ledger: ledger,
+		slots: in.MaxParallel, maxRetries: in.MaxRetries, keepGoing: in.KeepGoing})
 	state := dag.Running
 	if err := lv.setQueries(&state); err != nil {
 		return converter.RawValue{}, err
 	}
 	lv.loop()
 	state = lv.outcome()
-	res, err := encodeResult(resultWire{Job: in.Job, State: state, Context: sortedKV(lv.ledger.Context()), Tasks: lv.tasks()})
+	final, err := encodeMap("job context", lv.ledger.Context())
+	if err != nil {
+		return converter.RawValue{}, temporal.NewNonRetryableApplicationError(err.Error(), errorType(err), nil)
+	}
+	res, err := encodeResult(resultWire{Job: in.Job, State: state, Context: sortedKV(anys(final)), Tasks: lv.tasks()})
 	if err != nil {
 		return converter.RawValue{}, err
 	}

@@ -39,8 +39,9 @@ type level struct {
 	job        string
 	run        string   // the job's root run: keys the Expand cache
 	path       []string // the group's path; nil at the top
+	base       string   // the prefix of the level's tasks' names in its ledger
 	exps       []expansion
-	ledger     *Ledger
+	ledger     *dag.Ledger
 	nodes      []node
 	maxRetries int
 	keepGoing  bool
@@ -56,9 +57,20 @@ type level struct {
 	failures []failure // tasks that fail the level, in the order they failed
 
 	// Tasks of groups that ended, by full name relative to this level,
-	// and the order outputs went into the ledger.
+	// and what went into the ledger, in order, for the parent's ledger.
 	extra []taskWire
-	order []string
+	ops   []ledgerOp
+}
+
+// ledgerOp is one change to a ledger, which a group's child workflow
+// reports so that its parent's ledger makes it too: the tasks an Expand
+// returned, or the output of a task that completed. Task is the name in
+// the child's ledger.
+type ledgerOp struct {
+	Task     string
+	Children []spec            `json:",omitempty"`
+	Expand   bool              `json:",omitempty"`
+	Output   map[string][]byte `json:",omitempty"`
 }
 
 // node is the workflow's record of one task.
@@ -116,19 +128,16 @@ type levelConfig struct {
 	job, run   string
 	path       []string
 	specs      []spec
-	values     map[string][]byte
+	ledger     *dag.Ledger
+	base       string
 	exps       []expansion
 	slots      int
 	maxRetries int
 	keepGoing  bool
 }
 
-func (r *registered) newLevel(ctx workflow.Context, c levelConfig) (*level, error) {
-	ledger, err := NewLedger(stubs(c.specs), anys(c.values))
-	if err != nil {
-		return nil, err
-	}
-	lv := &level{r: r, ctx: ctx, job: c.job, run: c.run, path: c.path, exps: c.exps, ledger: ledger,
+func (r *registered) newLevel(ctx workflow.Context, c levelConfig) *level {
+	lv := &level{r: r, ctx: ctx, job: c.job, run: c.run, path: c.path, base: c.base, exps: c.exps, ledger: c.ledger,
 		nodes: make([]node, len(c.specs)), maxRetries: c.maxRetries, keepGoing: c.keepGoing, slots: c.slots}
 	lv.tctx, lv.stop = workflow.WithCancel(ctx)
 	lv.sel = workflow.NewSelector(ctx)
@@ -180,7 +189,7 @@ func (r *registered) newLevel(ctx workflow.Context, c levelConfig) (*level, erro
 		lv.canceled = true
 		lv.halt()
 	})
-	return lv, nil
+	return lv
 }
 
 // name is task i's name relative to the level; full, relative to the job.
@@ -245,9 +254,32 @@ func (lv *level) makeReady(i int) {
 	heap.Push(&lv.ready, i)
 }
 
+// values encodes what task i sees, for its activity.
+func (lv *level) values(i int) (map[string][]byte, *RemoteError) {
+	v, err := lv.ledger.Values(lv.full(i))
+	if err != nil {
+		return nil, remote(err)
+	}
+	m := make(map[string]any, v.Len())
+	for k, val := range v.All() {
+		m[k] = val
+	}
+	b, err := encodeMap(fmt.Sprintf("input of task %q", strings.Join(lv.pathOf(i), "/")), m)
+	if err != nil {
+		return nil, remote(err)
+	}
+	return b, nil
+}
+
 // askWhen runs task i's When in a local activity.
 func (lv *level) askWhen(i int) {
-	in := whenInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Values: blobs(lv.ledger.Values(lv.full(i))), Expansions: lv.exps}
+	vals, rerr := lv.values(i)
+	if rerr != nil {
+		lv.nodes[i].attempts = 1
+		lv.end(i, dag.Failed, rerr, nil)
+		return
+	}
+	in := whenInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Values: vals, Expansions: lv.exps}
 	ctx := workflow.WithLocalActivityOptions(lv.tctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
@@ -272,9 +304,8 @@ func (lv *level) askWhen(i int) {
 	})
 }
 
-// full is task i's name relative to the level's workflow, as its ledger
-// knows it.
-func (lv *level) full(i int) string { return lv.name(i) }
+// full is task i's name in the level's ledger.
+func (lv *level) full(i int) string { return lv.base + lv.name(i) }
 
 // startReady starts ready tasks while slots are free.
 func (lv *level) startReady() {
@@ -305,7 +336,13 @@ func (lv *level) startActivity(i int) {
 	n := &lv.nodes[i]
 	now := workflow.Now(lv.ctx)
 	n.state, n.started = dag.Running, now
-	in := taskInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Values: blobs(lv.ledger.Values(lv.full(i))), Expansions: lv.exps}
+	vals, rerr := lv.values(i)
+	if rerr != nil {
+		n.attempts = 1
+		lv.end(i, dag.Failed, rerr, nil)
+		return
+	}
+	in := taskInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Values: vals, Expansions: lv.exps}
 	if n.spec.Kind == kindExpand {
 		n.in = in.Values
 	}
@@ -360,6 +397,7 @@ func (lv *level) activityDone(i int, f workflow.Future) {
 			lv.end(i, dag.Failed, remote(err), nil)
 			return
 		}
+		lv.ops = append(lv.ops, ledgerOp{Task: lv.full(i), Expand: true, Children: out.Children})
 		n.children, n.expanded = out.Children, true
 		switch {
 		case len(out.Children) == 0:
@@ -370,14 +408,28 @@ func (lv *level) activityDone(i int, f workflow.Future) {
 			heap.Push(&lv.ready, i) // the group waits for slots, Running
 		}
 	default:
-		if err := lv.ledger.Put(lv.full(i), anys(out.Output)); err != nil {
-			lv.end(i, dag.Failed, remote(err), nil)
+		if err := lv.put(lv.full(i), out.Output); err != nil {
+			lv.end(i, dag.Failed, err, nil)
 			return
 		}
 		n.output = out.Output
-		lv.order = append(lv.order, lv.name(i))
 		lv.end(i, dag.Completed, nil, nil)
 	}
+}
+
+// put decodes a task's output and puts it in the ledger. The ledger holds
+// Go values, so that a Map's gathering step sees its tasks' results as
+// they were returned.
+func (lv *level) put(task string, out map[string][]byte) *RemoteError {
+	m, err := decodeMap(fmt.Sprintf("output of task %q", task), out)
+	if err == nil {
+		err = lv.ledger.Put(task, m)
+	}
+	if err != nil {
+		return remote(err)
+	}
+	lv.ops = append(lv.ops, ledgerOp{Task: task, Output: out})
+	return nil
 }
 
 // activityErr turns the error of task i's activity into its RemoteError,
@@ -440,8 +492,13 @@ func (lv *level) startGroup(i int) {
 			n.lent = min(n.lent, max(w, 1))
 		}
 	}
-	in := groupInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Tasks: children,
-		Values: blobs(lv.ledger.Values(lv.full(i))), Expansions: exps, MaxParallel: n.lent,
+	vals, rerr := lv.values(i)
+	if rerr != nil {
+		lv.end(i, dag.Failed, rerr, nil)
+		return
+	}
+	in := groupInput{Job: lv.job, Run: lv.run, Path: lv.pathOf(i), Tasks: children, Expanded: n.expanded,
+		Values: vals, Expansions: exps, MaxParallel: n.lent,
 		MaxRetries: lv.maxRetries, KeepGoing: lv.keepGoing, Timeout: timeout}
 	ctx := workflow.WithChildOptions(lv.tctx, workflow.ChildWorkflowOptions{
 		WorkflowID:          workflow.GetInfo(lv.ctx).WorkflowExecution.ID + "/" + lv.name(i),
@@ -518,19 +575,29 @@ func (lv *level) groupDone(i int, f workflow.Future) {
 		}
 	}
 	prefix := lv.name(i) + "/"
-	outputs := map[string]map[string][]byte{}
 	for _, t := range gr.Tasks {
-		outputs[t.Name] = t.Output
 		t.Name = prefix + t.Name
 		lv.extra = append(lv.extra, t)
 	}
+	// The group's ledger named its tasks from the group's short name, as
+	// this ledger does from its base.
 	var conflict *failure
-	for _, rel := range gr.Order {
-		if err := lv.ledger.Put(prefix+rel, anys(outputs[rel])); err != nil {
-			conflict = &failure{Task: prefix + rel, Attempts: 1, Err: remote(err)}
+	for _, op := range gr.Ops {
+		var rerr *RemoteError
+		if op.Expand {
+			if err := lv.ledger.Expand(lv.base+op.Task, stubs(op.Children)); err != nil {
+				rerr = remote(err)
+			} else {
+				lv.ops = append(lv.ops, ledgerOp{Task: lv.base + op.Task, Expand: true, Children: op.Children})
+			}
+		} else {
+			rerr = lv.put(lv.base+op.Task, op.Output)
+		}
+		if rerr != nil {
+			conflict = &failure{Task: strings.TrimPrefix(op.Task, lv.name(i)+"/"), Attempts: 1, Err: rerr}
+			conflict.Task = prefix + conflict.Task
 			break
 		}
-		lv.order = append(lv.order, prefix+rel)
 	}
 	fails := make([]failure, len(gr.Failures))
 	for k, f := range gr.Failures {
@@ -538,8 +605,21 @@ func (lv *level) groupDone(i int, f workflow.Future) {
 		fails[k] = f
 	}
 	n := &lv.nodes[i]
-	if n.spec.Kind == kindSub {
-		n.attempts = 1
+	if n.spec.Map && conflict == nil {
+		// A Map's Output is the list it gathered: the keys its tasks
+		// wrote, as the ledger has them now.
+		final := lv.ledger.Context()
+		out := map[string]any{}
+		for _, op := range gr.Ops {
+			if !op.Expand && strings.HasPrefix(op.Task, lv.name(i)+"/") && !strings.Contains(op.Task[len(lv.name(i))+1:], "/") {
+				for k := range op.Output {
+					out[k] = final[k]
+				}
+			}
+		}
+		if b, err := encodeMap(fmt.Sprintf("output of task %q", lv.name(i)), out); err == nil {
+			n.output = b
+		}
 	}
 	switch {
 	case conflict != nil:
@@ -555,9 +635,16 @@ func (lv *level) groupDone(i int, f workflow.Future) {
 		}
 		lv.end(i, dag.Failed, err, fails)
 	case gr.State == dag.Failed:
+		// As in dag.Run, a group's error is its first failed task's
+		// TaskError.
 		var err *RemoteError
-		if len(fails) > 0 {
-			err = fails[0].Err
+		if len(fails) > 0 && fails[0].Err != nil {
+			err = &RemoteError{Type: fails[0].Err.Type, Message: fails[0].Err.Message}
+			if fails[0].Task != lv.name(i) {
+				f := fails[0]
+				f.Task = strings.Join(append(lv.path[:len(lv.path):len(lv.path)], f.Task), "/")
+				err.Message = taskError(lv.job, f).Error()
+			}
 		}
 		lv.end(i, dag.Failed, err, fails)
 	default:
@@ -623,7 +710,7 @@ func (lv *level) tasks() []taskWire {
 	for i := range lv.nodes {
 		n := &lv.nodes[i]
 		t := taskWire{Name: lv.name(i), State: n.state, Attempts: n.attempts, Err: n.err, Started: n.started, Finished: n.finished}
-		if n.state == dag.Completed && n.spec.Kind == kindFunc {
+		if n.state == dag.Completed && (n.spec.Kind == kindFunc || n.spec.Map) {
 			t.Output = n.output
 			if t.Output == nil {
 				t.Output = map[string][]byte{}
@@ -737,6 +824,7 @@ type groupInput struct {
 	Run         string
 	Path        []string
 	Tasks       []spec
+	Expanded    bool              // the group is an Expand's
 	Values      map[string][]byte `json:",omitempty"`
 	Expansions  []expansion       `json:",omitempty"`
 	MaxParallel int
@@ -750,7 +838,7 @@ type groupInput struct {
 type groupResult struct {
 	State    dag.State
 	Tasks    []taskWire
-	Order    []string
+	Ops      []ledgerOp
 	Failures []failure `json:",omitempty"`
 	Conflict bool      `json:",omitempty"`
 }
@@ -758,12 +846,14 @@ type groupResult struct {
 // group is the workflow of a group: it runs the group's tasks.
 func (r *registered) group(ctx workflow.Context, in groupInput) (groupResult, error) {
 	name := strings.Join(in.Path, "/")
-	lv, err := r.newLevel(ctx, levelConfig{job: in.Job, run: in.Run, path: in.Path, specs: in.Tasks, values: in.Values,
-		exps: in.Expansions, slots: in.MaxParallel, maxRetries: in.MaxRetries, keepGoing: in.KeepGoing})
+	ledger, err := r.groupLedger(in)
 	if err != nil {
-		gr := groupResult{State: dag.Failed, Failures: []failure{{Err: remote(err)}}}
+		gr := groupResult{State: dag.Failed, Failures: []failure{{Attempts: 1, Err: remote(err)}}}
 		return gr, temporal.NewNonRetryableApplicationError(err.Error(), errorType(err), nil, gr)
 	}
+	short := in.Path[len(in.Path)-1]
+	lv := r.newLevel(ctx, levelConfig{job: in.Job, run: in.Run, path: in.Path, specs: in.Tasks, ledger: ledger, base: short + "/",
+		exps: in.Expansions, slots: in.MaxParallel, maxRetries: in.MaxRetries, keepGoing: in.KeepGoing})
 	state := dag.Running
 	if err := lv.setQueries(&state); err != nil {
 		return groupResult{}, err
@@ -784,7 +874,7 @@ func (r *registered) group(ctx workflow.Context, in groupInput) (groupResult, er
 		})
 	}
 	lv.loop()
-	gr := groupResult{State: lv.outcome(), Tasks: lv.tasks(), Order: lv.order, Failures: lv.failures, Conflict: lv.conflict}
+	gr := groupResult{State: lv.outcome(), Tasks: lv.tasks(), Ops: lv.ops, Failures: lv.failures, Conflict: lv.conflict}
 	if lv.timeout != "" {
 		gr.Failures = append(gr.Failures, failure{Attempts: 1, Err: &RemoteError{Type: "context.DeadlineExceeded", Message: lv.timeout}})
 	}
@@ -808,6 +898,40 @@ func (r *registered) group(ctx workflow.Context, in groupInput) (groupResult, er
 		return gr, temporal.NewCanceledError(gr)
 	}
 	return gr, nil
+}
+
+// groupLedger makes the ledger of a group's child workflow: the group as
+// its one task, with what the group sees as the initial context, so that
+// the ledger names the group's tasks as its parent's ledger does, from the
+// group's short name. The group's own task is the registered one when its
+// path has no Expand on the way, so that a Map's gathering step is there;
+// else one made from its spec.
+func (r *registered) groupLedger(in groupInput) (*dag.Ledger, error) {
+	name := strings.Join(in.Path, "/")
+	initial, err := decodeMap(fmt.Sprintf("input of group %q", name), in.Values)
+	if err != nil {
+		return nil, err
+	}
+	short := in.Path[len(in.Path)-1]
+	t, ok := r.static(in.Path)
+	switch {
+	case ok:
+		t.DependsOn, t.When, t.Trigger = nil, nil, dag.AllSucceeded
+	case in.Expanded:
+		t = dag.Task{Name: short, Expand: stubExpand}
+	default:
+		t = dag.Task{Name: short, Sub: stubs(in.Tasks)}
+	}
+	ledger, err := dag.NewLedger([]dag.Task{t}, initial)
+	if err != nil {
+		return nil, err
+	}
+	if in.Expanded {
+		if err := ledger.Expand(short, stubs(in.Tasks)); err != nil {
+			return nil, err
+		}
+	}
+	return ledger, nil
 }
 
 // jobMessage is the text of the error of a job that failures failed: the

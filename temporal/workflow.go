@@ -3,6 +3,8 @@ package dagtemporal
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +66,7 @@ type spec struct {
 	Trigger    dag.Trigger   `json:",omitempty"`
 	When       bool          `json:",omitempty"`
 	Kind       kind          `json:",omitempty"`
+	Map        bool          `json:",omitempty"` // made by dag.Map: gathers its tasks' outputs
 	Sub        []spec        `json:",omitempty"`
 }
 
@@ -76,15 +79,24 @@ func specsOf(tasks []dag.Task) []spec {
 		case t.Sub != nil:
 			s.Kind, s.Sub = kindSub, specsOf(t.Sub)
 		case t.Expand != nil:
-			s.Kind = kindExpand
+			s.Kind, s.Map = kindExpand, isMap(t)
 		}
 		out[i] = s
 	}
 	return out
 }
 
-func stubExpand(context.Context, dag.Values) ([]dag.Task, error) { return nil, nil }
-func stubWhen(dag.Values) bool                                   { return true }
+// isMap reports whether t was made by dag.Map, whose gathering step is in
+// an unexported field of the Task: the workflow needs to know, to report
+// the Map task's Output, and it can only read whether the field is set.
+func isMap(t dag.Task) bool {
+	f := reflect.ValueOf(t).FieldByName("collect")
+	return f.IsValid() && f.Kind() == reflect.Func && !f.IsNil()
+}
+
+func stubFunc(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+func stubExpand(context.Context, dag.Values) ([]dag.Task, error)   { return nil, nil }
+func stubWhen(dag.Values) bool                                     { return true }
 
 // stubs makes tasks of specs for a ledger, which needs the graph only.
 func stubs(specs []spec) []dag.Task {
@@ -153,7 +165,7 @@ func (w *Workflow) Register(r worker.Registry) error {
 	if w.HeartbeatTimeout < 0 {
 		return fmt.Errorf("dag: workflow %q has a negative HeartbeatTimeout (%v); use 0 for the default: %w", w.Name, w.HeartbeatTimeout, dag.ErrInvalidOptions)
 	}
-	if _, err := NewLedger(w.Tasks, nil); err != nil {
+	if err := dag.Validate(w.Tasks); err != nil {
 		return err
 	}
 	reg := &registered{name: w.Name, tasks: append([]dag.Task(nil), w.Tasks...), specs: specsOf(w.Tasks), heartbeat: w.HeartbeatTimeout}
@@ -196,6 +208,23 @@ func (r *registered) activityName(path []string) string {
 }
 func (r *registered) expandedName() string { return r.name + ":expanded" }
 func (r *registered) groupName() string    { return r.name + ":group" }
+
+// static returns the registered task at path when no Expand is on the
+// way to it.
+func (r *registered) static(path []string) (dag.Task, bool) {
+	tasks := r.tasks
+	for i, seg := range path {
+		k := slices.IndexFunc(tasks, func(t dag.Task) bool { return t.Name == seg })
+		if k < 0 {
+			return dag.Task{}, false
+		}
+		if i == len(path)-1 {
+			return tasks[k], true
+		}
+		tasks = tasks[k].Sub
+	}
+	return dag.Task{}, false
+}
 
 // expansion is the input an Expand task ran with, so that a worker can
 // run the Expand again to find its children's Funcs.
@@ -323,7 +352,7 @@ func (r *registered) expanded(ctx context.Context, run string, path []string, t 
 	if err != nil {
 		return nil, fmt.Errorf("dag: task %q: running its Expand again on this worker, to find its children's Funcs, failed: %w", name, err)
 	}
-	if err := validateTree(children); err != nil {
+	if err := dag.Validate(children); err != nil {
 		return nil, err
 	}
 	r.cache.put(key, children)

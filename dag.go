@@ -119,8 +119,10 @@
 //
 // Every state transition of the job and of each task is sent, in order and
 // without loss, on [Options.Events] if it is set; see [State] for the legal
-// transitions. [LogEvents] logs them with [log/slog]; [Job.Progress] gives
-// live counts and [Job.Snapshot] a live [Result] at any time. Inside a task,
+// transitions. [Options.Logger] logs them with [log/slog], every record
+// written before [Job.Wait] returns. [Job.Progress] gives live counts and
+// [Job.Snapshot] a live [Result] at any time, which [WriteDOT] and
+// [WriteMermaid] draw with each task's state. Inside a task,
 // [TaskInfoFromContext] tells the job, the task's full name and the attempt.
 //
 // # Testing a TaskFunc

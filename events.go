@@ -1,9 +1,7 @@
 package dag
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 )
@@ -231,63 +229,4 @@ func (q *eventQueue) send(e Event) (ok bool) {
 func closeEvents(ch chan<- Event) {
 	defer func() { _ = recover() }()
 	close(ch)
-}
-
-// LogEvents returns a channel for [Options.Events] that logs every event it
-// receives on logger, until the job closes it. A nil logger means
-// [slog.Default]. Transitions to Failed log at error level, to Retrying and
-// Canceled at warning level, to Completed and the job's own transitions at
-// info level, and the rest at debug level. Each record has the attributes
-// job, task (absent for job events), from, to, attempt and err.
-//
-// One goroutine does the logging; it ends when the channel is closed, which
-// Run does after the job's final event. Use the channel for one job only. A
-// program that exits as soon as [Job.Wait] returns may lose the last records,
-// since Wait does not wait for events to be read: such a program reads the
-// events itself and calls [LogEvent] on each, as LogEvents does.
-func LogEvents(logger *slog.Logger) chan<- Event {
-	ch := make(chan Event, 64)
-	go func() {
-		for e := range ch {
-			LogEvent(logger, e)
-		}
-	}()
-	return ch
-}
-
-// LogEvent logs e on logger (nil means [slog.Default]) as [LogEvents] does.
-func LogEvent(logger *slog.Logger, e Event) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	level := slog.LevelDebug
-	switch {
-	case e.To == Failed:
-		level = slog.LevelError
-	case e.To == Retrying || e.To == Canceled:
-		level = slog.LevelWarn
-	case e.To == Completed || e.Task == "":
-		level = slog.LevelInfo
-	}
-	ctx := context.Background()
-	if !logger.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 6)
-	attrs = append(attrs, slog.String("job", e.Job))
-	msg := "dag: job"
-	if e.Task != "" {
-		msg = "dag: task"
-		attrs = append(attrs, slog.String("task", e.Task))
-	}
-	attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
-	if e.Attempt > 0 {
-		attrs = append(attrs, slog.Int("attempt", e.Attempt))
-	}
-	if e.Err != nil {
-		attrs = append(attrs, slog.Any("err", e.Err))
-	}
-	r := slog.NewRecord(e.Time, level, msg, 0)
-	r.AddAttrs(attrs...)
-	_ = logger.Handler().Handle(ctx, r)
 }

@@ -50,8 +50,9 @@ type scheduler struct {
 	stopTimer  context.CancelFunc // releases Options.Timeout's timer
 	timeoutErr error              // the cause when Options.Timeout passes
 	stopWatch  func() bool        // unregisters the watch on ctx
-	events     *eventQueue        // nil without Options.Events
+	events     *eventQueue        // nil without Options.Events and Options.Logger
 	done       chan struct{}
+	logged     chan struct{} // closed after done once Options.Logger wrote every record; nil without it
 	doneResult Result
 	doneErr    error
 	root       *groupRun              // the job as a group
@@ -182,9 +183,7 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 		s.ctx, s.stopTimer = context.WithTimeoutCause(base, opts.Timeout, s.timeoutErr)
 	}
 	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel, restorable: s.resume != nil}
-	if opts.Events != nil {
-		s.events = newEventQueue(opts.Events)
-	}
+	s.events, s.logged = newEventSink(opts.Events, opts.Logger, s.done)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

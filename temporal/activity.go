@@ -72,6 +72,8 @@ func (r *registered) activity(ctx context.Context, in taskInput) (taskOutput, er
 			if err = dag.Validate(children); err != nil {
 				// Invalid children fail the task for good, as in dag.Run.
 				err = backoff.Permanent(fmt.Errorf("dag: task %q: its Expand returned tasks that are not a valid DAG: %w", name, err))
+			} else if m := findMap(children, name+"/"); m != "" {
+				err = backoff.Permanent(matchErr(dag.ErrInvalidTask, "dag: task %q: its Expand returned %q, a dag.Map; on Temporal a Map must be declared among the workflow's tasks (or a Sub of them), since the workflow knows the tasks an Expand returns by their names only and a Map's gathering step is in its Task", name, m))
 			}
 		}
 		if err != nil {
@@ -82,7 +84,7 @@ func (r *registered) activity(ctx context.Context, in taskInput) (taskOutput, er
 		return out, nil
 	}
 	if t.Func == nil {
-		return fail(fmt.Errorf("dag: task %q has no Func on this worker; every worker of a workflow must hold the same tasks: %w", name, dag.ErrInvalidTask), false)
+		return fail(matchErr(dag.ErrInvalidTask, "dag: task %q has no Func on this worker; every worker of a workflow must hold the same tasks", name), false)
 	}
 	res, err := callFunc(ctx, t.Func, dag.ValuesOf(vals))
 	if err != nil {
@@ -92,6 +94,19 @@ func (r *registered) activity(ctx context.Context, in taskInput) (taskOutput, er
 		return fail(err, false)
 	}
 	return out, nil
+}
+
+// findMap returns the name of a Map among tasks and their Subs, or "".
+func findMap(tasks []dag.Task, prefix string) string {
+	for _, t := range tasks {
+		if isMap(t) {
+			return prefix + t.Name
+		}
+		if m := findMap(t.Sub, prefix+t.Name+"/"); m != "" {
+			return m
+		}
+	}
+	return ""
 }
 
 // taskError turns the error of a Func or an Expand into the activity's

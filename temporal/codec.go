@@ -57,8 +57,7 @@ func encodeMap(what string, m map[string]any) (map[string][]byte, error) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		b, err := encodeValue(m[k])
 		if err != nil {
-			return nil, fmt.Errorf("dag: %s: key %q holds a %T, which encoding/gob cannot encode (%v); call gob.Register with a value of that type in the workers and the clients, or use a type gob can encode: %w",
-				what, k, m[k], err, dag.ErrNotSerializable)
+			return nil, matchErr(dag.ErrNotSerializable, "dag: %s: key %q holds a %T, which encoding/gob cannot encode (%v); call gob.Register with a value of that type in the workers and the clients, or use a type gob can encode", what, k, m[k], err)
 		}
 		out[k] = b
 	}
@@ -71,34 +70,34 @@ func decodeMap(what string, m map[string][]byte) (map[string]any, error) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v, err := decodeValue(m[k])
 		if err != nil {
-			return nil, fmt.Errorf("dag: %s: key %q cannot be decoded (%v); call gob.Register with a value of its type in the workers and the clients: %w",
-				what, k, err, dag.ErrNotSerializable)
+			return nil, matchErr(dag.ErrNotSerializable, "dag: %s: key %q cannot be decoded (%v); call gob.Register with a value of its type in the workers and the clients", what, k, err)
 		}
 		out[k] = v
 	}
 	return out, nil
 }
 
-// blobs returns what a ledger holds for the workflow, encoded values, as a
-// map of bytes. The workflow never decodes the values it passes on.
-func blobs(v dag.Values) map[string][]byte {
-	if v.Len() == 0 {
-		return nil
-	}
-	out := make(map[string][]byte, v.Len())
-	for k, val := range v.All() {
-		out[k], _ = val.([]byte)
-	}
-	return out
-}
-
-// anys is the reverse of blobs, to put encoded values in a ledger.
+// anys turns encoded values into a map of any.
 func anys(m map[string][]byte) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
 	return out
+}
+
+// matchError is an error with its own text that matches a sentinel of dag
+// or context, as the core's errors do, without repeating its text.
+type matchError struct {
+	msg string
+	err error
+}
+
+func (e *matchError) Error() string { return e.msg }
+func (e *matchError) Unwrap() error { return e.err }
+
+func matchErr(sentinel error, format string, args ...any) error {
+	return &matchError{msg: fmt.Sprintf(format, args...), err: sentinel}
 }
 
 // A RemoteError is an error that crossed Temporal: the error of a task's
@@ -234,7 +233,7 @@ func decodeResult(p *commonpb.Payload) (dag.Result, error) {
 	for _, e := range w.Context {
 		v, err := decodeValue(e.Value)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("dag: job %q: key %q of the job context cannot be decoded (%v); call gob.Register with a value of its type in the workers and the clients: %w", w.Job, e.Key, err, dag.ErrNotSerializable))
+			errs = append(errs, matchErr(dag.ErrNotSerializable, "dag: job %q: key %q of the job context cannot be decoded (%v); call gob.Register with a value of its type in the workers and the clients", w.Job, e.Key, err))
 		}
 		res.Context[e.Key] = v
 	}
@@ -313,7 +312,7 @@ func (resultConverter) ToPayload(value any) (*commonpb.Payload, error) {
 func (resultConverter) FromPayload(p *commonpb.Payload, valuePtr any) error {
 	r, ok := valuePtr.(*dag.Result)
 	if !ok {
-		return fmt.Errorf("dag: a payload of encoding %q decodes into a *dag.Result, not a %T: %w", Encoding, valuePtr, dag.ErrInvalidOptions)
+		return matchErr(dag.ErrInvalidOptions, "dag: a payload of encoding %q decodes into a *dag.Result, not a %T", Encoding, valuePtr)
 	}
 	res, err := decodeResult(p)
 	*r = res

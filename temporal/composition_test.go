@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/dagrun/dag"
+	dagtemporal "github.com/dagrun/dag/temporal"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -154,5 +158,60 @@ func TestKeepGoing(t *testing.T) {
 	var te *dag.TaskError
 	if !errors.As(err, &te) {
 		t.Errorf("Wait() = %v; want a *dag.TaskError in it", err)
+	}
+}
+
+func TestExpandReturningMapIsRefused(t *testing.T) {
+	t.Parallel()
+	tasks := []dag.Task{
+		{Name: "list", Func: put("numbers", []int{1, 2})},
+		{Name: "fan", DependsOn: []string{"list"}, Expand: func(ctx context.Context, in dag.Values) ([]dag.Task, error) {
+			return []dag.Task{dag.Map("square", "numbers", "squares", func(ctx context.Context, n int) (int, error) {
+				return n * n, nil
+			})}, nil
+		}},
+	}
+	res, err := execute(t, env(t, "mapinexpand", tasks), "mapinexpand", dag.Options{MaxRetries: 3})
+	if !errors.Is(err, dag.ErrInvalidTask) || !strings.Contains(err.Error(), `"fan/square"`) {
+		t.Errorf("Wait() = %v; want an error matching dag.ErrInvalidTask naming fan/square", err)
+	}
+	if n := res.Tasks["fan"].Attempts; n != 1 {
+		t.Errorf("fan made %d attempts; want 1: the refusal is for good", n)
+	}
+}
+
+type unregistered struct{ N int }
+
+func TestNotSerializable(t *testing.T) {
+	t.Parallel()
+	tasks := []dag.Task{{Name: "odd", MaxRetries: 2, Func: put("odd", unregistered{1})}}
+	_, err := execute(t, env(t, "odd", tasks), "odd", dag.Options{})
+	var te *dag.TaskError
+	if !errors.Is(err, dag.ErrNotSerializable) || !errors.As(err, &te) || te.Task != "odd" || te.Attempts != 1 {
+		t.Fatalf("Wait() = %v; want a TaskError for odd after 1 attempt matching dag.ErrNotSerializable", err)
+	}
+	for _, want := range []string{`key "odd"`, "unregistered", "gob.Register"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %s", err, want)
+		}
+	}
+}
+
+func TestNewInputRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts dag.Options
+	}{
+		{"Events", dag.Options{Events: make(chan dag.Event)}},
+		{"Backoff", dag.Options{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }}},
+		{"Resume", dag.Options{Resume: &dag.Result{}}},
+		{"Timeout", dag.Options{Timeout: time.Second}},
+		{"Context", dag.Options{Context: map[string]any{"c": make(chan int)}}},
+	} {
+		_, err := dagtemporal.NewInput(tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("NewInput with %s = %v; want an error naming it", tc.name, err)
+		}
 	}
 }

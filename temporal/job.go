@@ -62,7 +62,7 @@ type Input struct {
 func NewInput(opts dag.Options) (Input, error) {
 	var errs []error
 	bad := func(field, instead string) {
-		errs = append(errs, fmt.Errorf("dag: Options.%s cannot be used with Temporal; %s: %w", field, instead, dag.ErrInvalidOptions))
+		errs = append(errs, matchErr(dag.ErrInvalidOptions, "dag: Options.%s cannot be used with Temporal; %s", field, instead))
 	}
 	if opts.Events != nil {
 		bad("Events", "query the workflow's progress and task states instead (Job.Progress, Job.States)")
@@ -77,7 +77,7 @@ func NewInput(opts dag.Options) (Input, error) {
 		bad("Timeout", "set the workflow's run timeout (Start does it for you)")
 	}
 	if opts.MaxParallel < 0 || opts.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("dag: Options.MaxParallel (%d) and Options.MaxRetries (%d) must not be negative: %w", opts.MaxParallel, opts.MaxRetries, dag.ErrInvalidOptions))
+		errs = append(errs, matchErr(dag.ErrInvalidOptions, "dag: Options.MaxParallel (%d) and Options.MaxRetries (%d) must not be negative", opts.MaxParallel, opts.MaxRetries))
 	}
 	ctx, err := encodeMap("Options.Context", opts.Context)
 	if err != nil {
@@ -147,7 +147,7 @@ func Start(ctx context.Context, c client.Client, name string, sopts client.Start
 	if err != nil {
 		return nil, err
 	}
-	return &Job{c: c, id: run.GetID(), runID: run.GetRunID(), name: opts.Name}, nil
+	return &Job{c: c, id: run.GetID(), runID: run.GetRunID()}, nil
 }
 
 // A Job is a job running as a Temporal workflow, seen from a client. Its
@@ -156,7 +156,6 @@ func Start(ctx context.Context, c client.Client, name string, sopts client.Start
 type Job struct {
 	c         client.Client
 	id, runID string
-	name      string
 }
 
 // NewJob returns the Job of a workflow started earlier, possibly by
@@ -307,9 +306,9 @@ func convert(err error) (dag.Result, error) {
 			res, _ = decodeResult(raw.Payload())
 		}
 		res.State = dag.Canceled
-		return res, &jobError{fmt.Errorf("dag: job canceled: %w", context.Canceled), err}
+		return res, &jobError{matchErr(context.Canceled, "dag: job canceled"), err}
 	case errors.As(err, &timeout):
-		return dag.Result{State: dag.Canceled}, &jobError{fmt.Errorf("dag: job ran past Options.Timeout (the workflow's run timeout): %w", context.DeadlineExceeded), err}
+		return dag.Result{State: dag.Canceled}, &jobError{matchErr(context.DeadlineExceeded, "dag: job ran past Options.Timeout (the workflow's run timeout)"), err}
 	}
 	return res, err
 }

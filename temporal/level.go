@@ -24,8 +24,12 @@ import (
 //     (longest chain ahead first, then declaration order), never a map;
 //   - runs no task code: Funcs and Expands run in activities, When in a
 //     local activity, whose results the history records;
-//   - never decodes the job's values: it passes their encoded bytes on,
-//     so a value's type cannot change what it does.
+//   - keeps the job context in the core's dag.Ledger, whose answers
+//     depend only on the calls made; values are decoded from the
+//     activities' results with gob, which is deterministic, and what the
+//     workflow does depends on keys, never on values (the bytes it sends
+//     may differ between replays, since gob writes a map in Go's random
+//     order, but Temporal does not compare inputs on replay).
 
 // level runs one level of a job's tasks in a workflow: the top level in the
 // job's workflow, or a group's tasks in the group's child workflow.

@@ -160,10 +160,10 @@ type registered struct {
 // (a task named "g/t" beside a group "g" with a task "t").
 func (w *Workflow) Register(r worker.Registry) error {
 	if w.Name == "" {
-		return fmt.Errorf("dag: the Workflow has no Name; give it the workflow type to register: %w", dag.ErrInvalidOptions)
+		return matchErr(dag.ErrInvalidOptions, "dag: the Workflow has no Name; give it the workflow type to register")
 	}
 	if w.HeartbeatTimeout < 0 {
-		return fmt.Errorf("dag: workflow %q has a negative HeartbeatTimeout (%v); use 0 for the default: %w", w.Name, w.HeartbeatTimeout, dag.ErrInvalidOptions)
+		return matchErr(dag.ErrInvalidOptions, "dag: workflow %q has a negative HeartbeatTimeout (%v); use 0 for the default", w.Name, w.HeartbeatTimeout)
 	}
 	if err := dag.Validate(w.Tasks); err != nil {
 		return err
@@ -185,7 +185,7 @@ func (w *Workflow) Register(r worker.Registry) error {
 			}
 			name := reg.activityName(path)
 			if other, ok := names[name]; ok {
-				return fmt.Errorf("dag: tasks %q and %q would both run as activity %q; rename one: %w", other, strings.Join(path, "/"), name, dag.ErrDuplicateTask)
+				return matchErr(dag.ErrDuplicateTask, "dag: tasks %q and %q would both run as activity %q; rename one", other, strings.Join(path, "/"), name)
 			}
 			names[name] = strings.Join(path, "/")
 		}
@@ -247,10 +247,9 @@ func (r *registered) lookup(ctx context.Context, run string, path []string, exps
 		here := strings.Join(path[:i+1], "/")
 		if t == nil {
 			if i > 0 && isExpanded(path[:i], exps) {
-				return dag.Task{}, fmt.Errorf("dag: task %q: the Expand of %q on this worker returned no task %q; an Expand must return the same tasks for the same input, since each worker runs it again to find its children's Funcs: %w",
-					here, strings.Join(path[:i], "/"), seg, dag.ErrInvalidTask)
+				return dag.Task{}, matchErr(dag.ErrInvalidTask, "dag: task %q: the Expand of %q on this worker returned no task %q; an Expand must return the same tasks for the same input, since each worker runs it again to find its children's Funcs", here, strings.Join(path[:i], "/"), seg)
 			}
-			return dag.Task{}, fmt.Errorf("dag: task %q is not among the tasks this worker registered as %q; every worker of a workflow must hold the same tasks: %w", here, r.name, dag.ErrMissingDependency)
+			return dag.Task{}, matchErr(dag.ErrInvalidTask, "dag: task %q is not among the tasks this worker registered as %q; every worker of a workflow must hold the same tasks", here, r.name)
 		}
 		if i == len(path)-1 {
 			return *t, nil
@@ -271,10 +270,10 @@ func (r *registered) lookup(ctx context.Context, run string, path []string, exps
 			}
 			tasks = children
 		default:
-			return dag.Task{}, fmt.Errorf("dag: task %q has no tasks of its own, yet the workflow names its task %q; every worker of a workflow must hold the same tasks: %w", here, path[i+1], dag.ErrMissingDependency)
+			return dag.Task{}, matchErr(dag.ErrInvalidTask, "dag: task %q has no tasks of its own, yet the workflow names its task %q; every worker of a workflow must hold the same tasks", here, path[i+1])
 		}
 	}
-	return dag.Task{}, fmt.Errorf("dag: empty task path: %w", dag.ErrInvalidTask)
+	return dag.Task{}, matchErr(dag.ErrInvalidTask, "dag: empty task path")
 }
 
 func isExpanded(path []string, exps []expansion) bool {

@@ -215,3 +215,36 @@ func TestNewInputRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupTimeout(t *testing.T) {
+	t.Parallel()
+	// The test suite delivers the cancellation of an activity that has
+	// already heartbeaten only 30 s later (it batches heartbeats): the
+	// test lets the stuck task go once the job has ended.
+	finished := make(chan struct{})
+	ended := make(chan struct{}, 2)
+	tasks := []dag.Task{
+		{Name: "g", Timeout: time.Second, ContinueOnFailure: true, Sub: []dag.Task{
+			{Name: "quick", Func: put("quick", 1)},
+			{Name: "stuck", DependsOn: []string{"quick"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+				defer func() { ended <- struct{}{} }()
+				select {
+				case <-ctx.Done():
+				case <-finished:
+				}
+				return nil, context.Canceled
+			}},
+			{Name: "after", DependsOn: []string{"stuck"}, Func: put("after", 1)},
+		}},
+		{Name: "next", DependsOn: []string{"g"}, Trigger: dag.AllDone, Func: put("next", 1)},
+	}
+	want, werr := runCore(t, tasks, dag.Options{})
+	got, err := execute(t, env(t, "gtimeout", tasks), "gtimeout", dag.Options{})
+	close(finished)
+	<-ended
+	<-ended
+	if (werr == nil) != (err == nil) {
+		t.Errorf("Wait() = %v; dag.Run: %v", err, werr)
+	}
+	sameJob(t, want, got)
+}

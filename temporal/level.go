@@ -2,6 +2,7 @@ package dagtemporal
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -397,6 +398,17 @@ func (lv *level) activityDone(i int, f workflow.Future) {
 	case out.Skipped != nil:
 		lv.end(i, dag.Skipped, out.Skipped, nil)
 	case out.Expanded:
+		if n.spec.Map {
+			// As in dag.Run, a Map's tasks have the Map's retries, and
+			// its Timeout unless they set their own.
+			for k := range out.Children {
+				c := &out.Children[k]
+				c.MaxRetries = n.spec.MaxRetries
+				if c.Timeout == 0 {
+					c.Timeout = n.spec.Timeout
+				}
+			}
+		}
 		if err := lv.ledger.Expand(lv.full(i), stubs(out.Children)); err != nil {
 			lv.end(i, dag.Failed, remote(err), nil)
 			return
@@ -872,7 +884,7 @@ func (r *registered) group(ctx workflow.Context, in groupInput) (groupResult, er
 		defer cancel()
 		lv.sel.AddFuture(workflow.NewTimer(tctx, in.Timeout), func(f workflow.Future) {
 			if f.Get(ctx, nil) == nil && !lv.stopping {
-				lv.timeout = fmt.Sprintf("dag: group %q ran past its Timeout (%v); its unfinished tasks were canceled", name, in.Timeout)
+				lv.timeout = fmt.Sprintf("dag: group %q timed out after %v: %v", name, in.Timeout, context.DeadlineExceeded)
 				lv.halt()
 			}
 		})

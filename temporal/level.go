@@ -1,10 +1,12 @@
 package dagtemporal
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,6 +105,7 @@ type failure struct {
 	Task     string
 	Attempts int
 	Err      *RemoteError
+	node     int // the level's task it came from
 }
 
 // readyHeap orders ready tasks: the longest chain ahead first, as in
@@ -681,7 +684,12 @@ func (lv *level) end(i int, s dag.State, err *RemoteError, fails []failure) {
 		if fails == nil {
 			fails = []failure{{Task: lv.name(i), Attempts: n.attempts, Err: err}}
 		}
-		lv.failures = append(lv.failures, fails...)
+		for _, f := range fails {
+			f.node = i
+			lv.failures = append(lv.failures, f)
+		}
+		// As in dag.Run, failures are reported in declaration order.
+		slices.SortStableFunc(lv.failures, func(a, b failure) int { return cmp.Compare(a.node, b.node) })
 		if lv.conflict || !lv.keepGoing {
 			lv.halt()
 		}

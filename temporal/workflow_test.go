@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 )
 
 // dice chops a fruit: its letters, sorted.
@@ -88,7 +89,10 @@ func env(t *testing.T, name string, tasks []dag.Task) *testsuite.TestWorkflowEnv
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	e := s.NewTestWorkflowEnvironment()
-	e.SetTestTimeout(10 * time.Second)
+	e.SetTestTimeout(time.Minute)
+	// The race detector on a busy two-core machine can hold a workflow
+	// task past the default deadlock detection (1 s) of the 200-task job.
+	e.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
 	// A short HeartbeatTimeout: activities then learn of a cancellation
 	// within a third of a second.
 	w := &dagtemporal.Workflow{Name: name, Tasks: tasks, HeartbeatTimeout: time.Second}

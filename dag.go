@@ -107,8 +107,8 @@
 //
 // # Cancellation and timeouts
 //
-// [Job.Cancel], cancelling the context given to [Run], and [Options.Timeout]
-// end the job Canceled. Every running attempt's context is cancelled, with a
+// [Job.Cancel], canceling the context given to [Run], and [Options.Timeout]
+// end the job Canceled. Every running attempt's context is canceled, with a
 // cause readable through [context.Cause]. Cancellation in Go is cooperative:
 // a Func that ignores its context keeps running. dag does not wait for it
 // past a short grace period: [Job.Wait] returns, and the attempt is counted

@@ -2,6 +2,7 @@ package dag
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -91,24 +92,38 @@ type Event struct {
 	// event, the last attempt started (0 if none). It is 0 for job events.
 	Attempt int
 	// Err is why an attempt failed, on Failed and Retrying events; why the
-	// job failed or was cancelled, on the job's final event; nil otherwise.
+	// job failed or was canceled, on the job's final event; nil otherwise.
 	Err error
 }
 
-// String formats the event as one line, for logs and debugging.
+// String formats the event as one line, for logs and debugging:
+//
+//	job "nightly": task "fetch" running -> retrying (attempt 1): connection reset
+//	job "nightly" running -> completed
+//
+// The job's name is left out when it is empty, and the error's "dag: "
+// prefix is dropped, as in a [TaskError].
 func (e Event) String() string {
-	who := "job"
-	if e.Task != "" {
-		who = fmt.Sprintf("task %q", e.Task)
+	var b strings.Builder
+	switch {
+	case e.Job != "" && e.Task != "":
+		fmt.Fprintf(&b, "job %s: task %s", quote(e.Job), quote(e.Task))
+	case e.Task != "":
+		fmt.Fprintf(&b, "task %s", quote(e.Task))
+	case e.Job != "":
+		fmt.Fprintf(&b, "job %s", quote(e.Job))
+	default:
+		b.WriteString("job")
 	}
-	s := fmt.Sprintf("%s %s -> %s", who, e.From, e.To)
+	fmt.Fprintf(&b, " %s -> %s", e.From, e.To)
 	if e.Attempt > 0 {
-		s += fmt.Sprintf(" (attempt %d)", e.Attempt)
+		fmt.Fprintf(&b, " (attempt %d)", e.Attempt)
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		b.WriteString(": ")
+		b.WriteString(inner(e.Err))
 	}
-	return s
+	return b.String()
 }
 
 // eventQueue hands events from the scheduler to one delivery goroutine

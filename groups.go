@@ -66,7 +66,7 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 	g, err := buildScope(children, name+"/", true)
 	if err != nil {
 		s.failed(id, att, &wrapError{
-			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %v", quote(name), err),
+			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %s", quote(name), inner(err)),
 			err: err,
 		})
 		return
@@ -428,9 +428,6 @@ func (s *scheduler) result() Result {
 		}
 		if n.state == Completed {
 			tr.Output = kvMap(n.out)
-			if n.kind == kindFunc && tr.Output == nil {
-				tr.Output = map[string]any{}
-			}
 		}
 		if n.restored && x != nil && x.from != nil {
 			tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished

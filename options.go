@@ -22,7 +22,7 @@ type Options struct {
 	Context map[string]any
 
 	// MaxParallel bounds how many attempts run at once; 0 means
-	// runtime.GOMAXPROCS(0). An attempt that timed out or was cancelled
+	// runtime.GOMAXPROCS(0). An attempt that timed out or was canceled
 	// but whose Func has not returned keeps its slot for a grace period of
 	// 20 ms, so that a Func ignoring its context does not free a slot at
 	// once, and then no longer (it is counted in TaskResult.Abandoned

@@ -751,8 +751,8 @@ func ExampleWriteMermaid() {
 	job, err := dag.Run(context.Background(), tasks, dag.Options{
 		Name: "smoothie",
 		Context: map[string]any{
-			"fruit":   []string{"banana", "mango"},
-			"liquids": []string{"coconut-milk", "water"},
+			"fruits": []string{"banana", "mango"},
+			"sugar":  "brown sugar",
 		},
 	})
 	if err != nil {

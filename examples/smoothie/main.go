@@ -33,7 +33,7 @@ func shuffle(s string) string {
 	return string(b)
 }
 
-// work pretends to take some time, and stops early if the job is cancelled.
+// work pretends to take some time, and stops early if the job is canceled.
 func work(ctx context.Context, d time.Duration) error {
 	select {
 	case <-time.After(d):

@@ -204,9 +204,10 @@ func Outcome(raw converter.RawValue, err error) (dag.Result, error) {
 }
 
 // Cancel asks Temporal to cancel the job: running activities are
-// cancelled (a Func sees its context done at its next heartbeat, within a
-// third of the HeartbeatTimeout), nothing new starts, and the job ends
-// Canceled. It does not wait; use Wait.
+// cancelled (a Func sees its context done when its worker next sends a
+// heartbeat, which the SDK does at most every 0.8 of the
+// HeartbeatTimeout), nothing new starts, and the job ends Canceled. It
+// does not wait; use Wait.
 func (j *Job) Cancel(ctx context.Context) error {
 	return j.c.CancelWorkflow(ctx, j.id, j.runID)
 }

@@ -833,10 +833,11 @@ const (
 	// QueryProgress answers a dag.Progress of the workflow's tasks.
 	QueryProgress = "dag.progress"
 	// QueryStates answers a map[string]dag.State: each task's state, by
-	// full name ("group/task" for a group's tasks). A group's tasks show
-	// as Pending while it runs: their live states are in the group's child
-	// workflow, whose ID is the job's workflow ID, "/" and the group's
-	// full name. [Job.States] merges them.
+	// name relative to the workflow ("group/task" for a group's tasks). A
+	// group's tasks show as Pending before it starts and with their final
+	// states once it ended; while it runs they are missing, and their
+	// live states are in the group's child workflow, whose ID is the
+	// workflow's ID, "/" and the group's name. [Job.States] merges them.
 	QueryStates = "dag.states"
 	// queryGroups answers the names of the groups running now.
 	queryGroups = "dag.groups"

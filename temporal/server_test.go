@@ -120,7 +120,7 @@ func quietLogger() log.Logger {
 }
 
 // findCLI finds the temporal binary: $DAGTEMPORAL_CLI, then PATH, then
-// the go install directory.
+// where go install puts it.
 func findCLI(t *testing.T) string {
 	if p := os.Getenv("DAGTEMPORAL_CLI"); p != "" {
 		return p
@@ -131,6 +131,11 @@ func findCLI(t *testing.T) string {
 	dirs := []string{os.Getenv("GOBIN")}
 	if gp := os.Getenv("GOPATH"); gp != "" {
 		dirs = append(dirs, filepath.Join(gp, "bin"))
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			dirs = append(dirs, filepath.Join(gp, "bin"))
+		}
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		dirs = append(dirs, filepath.Join(home, "go", "bin"))

@@ -64,6 +64,7 @@ func (r *registered) activity(ctx context.Context, in taskInput) (taskOutput, er
 		return fail(err, false)
 	}
 	defer heartbeat(ctx, r.heartbeat/3)()
+	ctx = dag.ContextWithTaskInfo(ctx, dag.TaskInfo{Job: in.Job, Task: name, Attempt: attempt, Started: info.StartedTime})
 
 	out := taskOutput{Attempt: attempt}
 	if t.Expand != nil {

@@ -67,7 +67,9 @@
 //     workflow's run timeout. Options.Events, Resume and Checkpoint are
 //     refused: query the job instead, and Temporal's history already makes
 //     it durable.
-//   - TaskInfoFromContext finds nothing inside a Func run by a worker.
+//   - Inside a Func run by a worker, TaskInfoFromContext reports the job's
+//     name, the task's full path, Temporal's attempt number and the
+//     attempt's start.
 //
 // # Errors
 //

@@ -531,3 +531,33 @@ func TestProgressQuery(t *testing.T) {
 }
 
 var _ = maps.Keys[map[string]int]
+
+// TestTaskInfo: a Func run by a worker finds its job, full name and
+// attempt in its context, as under dag.Run.
+func TestTaskInfo(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []dag.TaskInfo
+	record := func(ctx context.Context, in dag.Values) (map[string]any, error) {
+		info, ok := dag.TaskInfoFromContext(ctx)
+		if !ok {
+			return nil, errors.New("no TaskInfo in the activity's context")
+		}
+		mu.Lock()
+		seen = append(seen, info)
+		mu.Unlock()
+		if info.Attempt == 1 {
+			return nil, errors.New("first attempt fails")
+		}
+		return nil, nil
+	}
+	tasks := []dag.Task{{Name: "g", Sub: []dag.Task{{Name: "c", MaxRetries: 1, Func: record}}}}
+	if _, err := execute(t, env(t, "info", tasks), "info", dag.Options{Name: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[1].Job != "info" || seen[1].Task != "g/c" || seen[1].Attempt != 2 || seen[1].Started.IsZero() {
+		t.Errorf("TaskInfo seen: %+v; want job info, task g/c, attempts 1 then 2", seen)
+	}
+}

@@ -124,6 +124,14 @@ type TaskInfo struct {
 
 type taskInfoKey struct{}
 
+// ContextWithTaskInfo returns a context, derived from ctx, for which
+// TaskInfoFromContext reports info. Run sets it for every attempt itself;
+// it is exported for executors other than Run, such as the temporal
+// module, so that the same TaskFuncs find their identity there too.
+func ContextWithTaskInfo(ctx context.Context, info TaskInfo) context.Context {
+	return context.WithValue(ctx, taskInfoKey{}, &info)
+}
+
 // TaskInfoFromContext returns the identity of the attempt whose context ctx
 // is, or derives from, and whether there is one.
 func TaskInfoFromContext(ctx context.Context) (TaskInfo, bool) {

@@ -133,8 +133,8 @@ func goodFrameAfter(data []byte, from int) bool {
 
 func corruptError(path string, off int, why string) error {
 	return &wrapError{
-		msg: fmt.Sprintf("dag: checkpoint file %s is corrupt at offset %d (%s), before its last record: "+
-			"it cannot be trusted; move it away to keep it, or Clear the job, and the job runs from the start", path, off, why),
+		msg: fmt.Sprintf("dag: checkpoint file %s is corrupt at offset %d (%s) and cannot be trusted: "+
+			"move it away (to keep it) or Clear the job, and the job runs from the start", path, off, why),
 		err: ErrCorruptCheckpoint,
 	}
 }

@@ -3,6 +3,10 @@ package dag
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 )
 
 // A Store keeps the checkpoint of jobs: the tasks of each job that
@@ -100,11 +104,15 @@ func (c *checkpoint) release() {
 }
 
 // finish clears the checkpoint of a job that completed, releases the
-// lock, then closes done: Wait returns after both.
-func (c *checkpoint) finish(completed bool, done chan struct{}) {
+// lock, then closes done: Wait returns after both. If the checkpoint cannot
+// be cleared, *werr (Wait's error) says so: the job completed, but its next
+// Run would restore every task instead of running them.
+func (c *checkpoint) finish(completed bool, werr *error, done chan struct{}) {
 	defer close(done)
 	if completed {
-		_ = c.store.Clear(c.ctx, c.job)
+		if err := c.store.Clear(c.ctx, c.job); err != nil {
+			*werr = wrap(err, "dag: job %s completed, but its checkpoint could not be cleared, and its next Run would restore every task; clear it", quote(c.job))
+		}
 	}
 	c.release()
 }
@@ -112,10 +120,95 @@ func (c *checkpoint) finish(completed bool, done chan struct{}) {
 // checkContext reports a value of the initial context that a checkpoint
 // could not hold, before anything runs.
 func checkContext(m map[string]any) error {
-	for k, v := range m {
-		if err := checkSerializable("", k, v); err != nil {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if err := checkSerializable("", k, m[k]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// staleRecords returns the names of the tasks that the loaded checkpoint
+// holds as Completed but that this run will not restore, among the tasks of
+// graph g: g is the job's own graph (reusable true), or that of the tasks
+// an Expand returned (reusable when the Expand's own dependencies were
+// restored). Such a record was computed from inputs that are about to
+// change: if it stayed, a crash after one of its dependencies saved a new
+// result would let the next run restore it. A task is counted restorable
+// only if it is sure to be restored; an Expand's dependents are not, since
+// its tasks are known only when it runs (and they are checked then).
+func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []string {
+	if len(saved) == 0 {
+		return nil
+	}
+	n := len(g.nodes)
+	// Kahn's algorithm gives an order in which dependencies come first.
+	pending := make([]int32, n)
+	order := make([]int32, 0, n)
+	for i := range int32(n) {
+		if pending[i] = g.depOff[i+1] - g.depOff[i]; pending[i] == 0 {
+			order = append(order, i)
+		}
+	}
+	for k := 0; k < len(order); k++ {
+		for _, o := range g.outsOf(order[k]) {
+			if pending[o]--; pending[o] == 0 {
+				order = append(order, o)
+			}
+		}
+	}
+	restorable := make([]bool, n)
+	var stale []string
+	var lostScopes []string // Expands whose tasks cannot be restored
+	for _, i := range order {
+		ok := reusable
+		for _, d := range g.depsOf(i) {
+			ok = ok && restorable[d]
+		}
+		name := g.names[i]
+		switch g.nodes[i].kind {
+		case kindFunc:
+			tr, saved := saved[name]
+			restorable[i] = ok && saved && tr.State == Completed
+			if saved && !restorable[i] {
+				stale = append(stale, name)
+			}
+		case kindExpand:
+			if !ok {
+				lostScopes = append(lostScopes, name+"/")
+			}
+		default: // a group's open or close node passes its dependencies on
+			restorable[i] = ok
+		}
+	}
+	if len(lostScopes) > 0 {
+		for name := range saved {
+			for _, p := range lostScopes {
+				if strings.HasPrefix(name, p) {
+					stale = append(stale, name)
+					break
+				}
+			}
+		}
+	}
+	slices.Sort(stale)
+	return stale
+}
+
+// forget records, before anything runs, that the stale tasks are no longer
+// completed: a later Save of a task wins over an earlier one. The Saves run
+// together, so that a store with group commit syncs them at once.
+func (c *checkpoint) forget(stale []string) error {
+	errs := make([]error, len(stale))
+	var wg sync.WaitGroup
+	for i, name := range stale {
+		wg.Go(func() {
+			errs[i] = c.store.Save(c.ctx, c.job, name, TaskResult{State: Pending})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wrap(err, "dag: job %s: cannot mark in its checkpoint the tasks that run again", quote(c.job))
 	}
 	return nil
 }

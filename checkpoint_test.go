@@ -489,8 +489,6 @@ func (s countingStore) Save(ctx context.Context, job, task string, r dag.TaskRes
 // fails; in run 3, B must run again and see A's output, as an
 // uninterrupted run would.
 func TestCheckpointRerunNotRestoredLater(t *testing.T) {
-	t.Skip("known bug in Run: a task that runs again keeps its older Completed record in the checkpoint; " +
-		"remove this Skip once Run saves a non-Completed record for it (see the recovery branch's report)")
 	t.Parallel()
 	fs, err := dag.NewFileStore(t.TempDir())
 	if err != nil {

@@ -123,6 +123,17 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 		}
 		if ck.resume != nil {
 			opts.Resume = ck.resume
+			saved := make(map[string]*TaskResult, len(ck.resume.Tasks))
+			for name, tr := range ck.resume.Tasks {
+				saved[name] = &tr
+			}
+			if err := ck.forget(staleRecords(g, saved, true)); err != nil {
+				ck.release()
+				if opts.Events != nil {
+					closeEvents(opts.Events)
+				}
+				return nil, err
+			}
 		}
 	}
 	s := newScheduler(ctx, g, opts, ck)

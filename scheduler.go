@@ -704,7 +704,7 @@ func (s *scheduler) maybeEnd() {
 	if s.ck != nil {
 		// Clearing the checkpoint and releasing its lock are I/O: they
 		// run outside the lock, and Wait returns after them.
-		go s.ck.finish(s.state == Completed, s.done)
+		go s.ck.finish(s.state == Completed, &s.doneErr, s.done)
 		return
 	}
 	close(s.done)

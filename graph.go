@@ -169,6 +169,9 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who, uint8(t.Trigger))
 		}
 		if kind == kindOpen {
+			if len(t.Sub) == 0 && n == 1 {
+				p.add(ErrInvalidTask, "group %s has no tasks; give its Sub at least one task, or use Func", who)
+			}
 			if t.MaxRetries != 0 {
 				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who, t.MaxRetries)
 			}

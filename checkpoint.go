@@ -3,7 +3,6 @@ package dag
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // A Store keeps the checkpoint of jobs: the tasks of each job that
@@ -45,7 +44,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	if l, ok := opts.Checkpoint.(Locker); ok {
 		unlock, err := l.Lock(ctx, opts.Name)
 		if err != nil {
-			return nil, fmt.Errorf("dag: job %s: cannot lock its checkpoint: %w", quote(opts.Name), err)
+			return nil, wrap(err, "dag: job %s: cannot lock its checkpoint", quote(opts.Name))
 		}
 		ck.unlock = unlock
 	}
@@ -54,7 +53,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	case errors.Is(err, ErrNoCheckpoint):
 	case err != nil:
 		ck.release()
-		return nil, fmt.Errorf("dag: job %s: cannot load its checkpoint: %w", quote(opts.Name), err)
+		return nil, wrap(err, "dag: job %s: cannot load its checkpoint", quote(opts.Name))
 	default:
 		ck.resume = res
 	}

@@ -140,40 +140,42 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		g.names = append(g.names, name)
 		flat = append(flat, flatNode{task: t, prefix: top.prefix})
 		total += len(t.DependsOn)
-		who := taskID(name, i)
-		if t.Name == "" {
-			who = taskID("", i)
-			if top.prefix != "" {
-				who = fmt.Sprintf("#%d of group %s", i, quote(strings.TrimSuffix(top.prefix, "/")))
+		who := func() string {
+			switch {
+			case t.Name != "":
+				return taskID(name, i)
+			case top.prefix != "":
+				return fmt.Sprintf("#%d of group %s", i, quote(strings.TrimSuffix(top.prefix, "/")))
 			}
+			return taskID("", i)
 		}
 		switch {
 		case t.Name == "":
-			p.add(ErrInvalidTask, "task %s has an empty name; every task needs a unique name", who)
+			p.add(ErrInvalidTask, "task %s has an empty name; every task needs a unique name", who())
 		case strings.Contains(t.Name, "/"):
-			p.add(ErrInvalidTask, "task %s has a '/' in its name; '/' is reserved for the paths of groups' tasks (\"group/child\")", who)
+			p.add(ErrInvalidTask, "task %s has a '/' in its name; '/' is reserved for the paths of groups' tasks (\"group/child\")", who())
 		}
 		switch {
 		case n == 0:
-			p.add(ErrInvalidTask, "task %s has a nil Func", who)
+			p.add(ErrInvalidTask, "task %s has a nil Func", who())
 		case n > 1:
-			p.add(ErrInvalidTask, "task %s sets more than one of Func, Sub and Expand; set exactly one", who)
+			p.add(ErrInvalidTask, "task %s sets more than one of Func, Sub and Expand; set exactly one", who())
 		}
 		if t.Timeout < 0 {
-			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", who, t.Timeout)
+			p.add(ErrInvalidTask, "task %s has a negative Timeout (%v); use 0 for no timeout", who(), t.Timeout)
 		}
 		if t.MaxRetries < NoRetries {
-			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", who, t.MaxRetries)
+			p.add(ErrInvalidTask, "task %s has MaxRetries %d; use a positive count, 0 for Options.MaxRetries or NoRetries (-1)", who(), t.MaxRetries)
 		}
 		if t.Trigger >= numTriggers {
-			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who, uint8(t.Trigger))
+			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who(), uint8(t.Trigger))
 		}
 		if kind == kindOpen {
 			if len(t.Sub) == 0 && n == 1 {
-				p.add(ErrInvalidTask, "group %s has no tasks; give its Sub at least one task, or use Func", who)
+				p.add(ErrInvalidTask, "group %s has no tasks; give its Sub at least one task, or use Func", who())
 			}
 			if t.MaxRetries != 0 {
-				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who, t.MaxRetries)
+				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who(), t.MaxRetries)
 			}
 			g.groups = true
 			stack = append(stack, frame{tasks: t.Sub, prefix: name + "/", open: id})

@@ -50,8 +50,9 @@ type scheduler struct {
 	stopTimer  context.CancelFunc // releases Options.Timeout's timer
 	timeoutErr error              // the cause when Options.Timeout passes
 	stopWatch  func() bool        // unregisters the watch on ctx
-	events     *eventQueue        // nil without Options.Events
+	events     *eventQueue        // nil without Options.Events and Options.Logger
 	done       chan struct{}
+	logged     chan struct{} // closed after done once Options.Logger wrote every record; nil without it
 	doneResult Result
 	doneErr    error
 	root       *groupRun              // the job as a group
@@ -84,7 +85,10 @@ type node struct {
 	scope    int32 // index in scopes
 	kind     uint8
 	tolerate bool // ContinueOnFailure
-	restored bool
+	restored bool // restored from Options.Resume, without running
+	// reused says that the node's outputs are those of the earlier run:
+	// a restored task, or a group that ran but restored all it holds.
+	reused   bool
 	private  bool // a Map's task: its output is kept out of the job context
 	trigger  Trigger
 	state    State
@@ -113,6 +117,7 @@ type nodeExtra struct {
 	collect    func([]map[string]any) (map[string]any, error)
 	inherit    *Task       // a Map's fields its tasks inherit
 	from       *TaskResult // a restored task's earlier result
+	reusable   bool        // an Expand whose tasks may be restored
 }
 
 // extraOf returns n's extra, making it if needed.
@@ -141,6 +146,9 @@ type groupRun struct {
 	members, failed, ran int32
 	stopped              bool // the group stopped early: its members are canceled
 	timedOut             bool // its Timeout stopped it
+	// restorable says that the group's members may be restored from
+	// Options.Resume: what the group sees is what it saw then.
+	restorable bool
 }
 
 func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *scheduler {
@@ -174,10 +182,8 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 		}
 		s.ctx, s.stopTimer = context.WithTimeoutCause(base, opts.Timeout, s.timeoutErr)
 	}
-	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel}
-	if opts.Events != nil {
-		s.events = newEventQueue(opts.Events)
-	}
+	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel, restorable: s.resume != nil}
+	s.events, s.logged = newEventSink(opts.Events, opts.Logger, s.done)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -366,7 +372,7 @@ func (s *scheduler) decideNode(id int32) {
 		return
 	}
 	var c tally
-	restored := true
+	reused := s.resume != nil && s.groupOf(id).restorable
 	for _, d := range sc.g.depsOf(l) {
 		if d == gn.group {
 			continue // the group's open node: not a dependency the task declared
@@ -376,13 +382,13 @@ func (s *scheduler) decideNode(id int32) {
 		}
 		dn := &s.nodes[sc.base+d]
 		c.add(dn.state, dn.tolerate)
-		restored = restored && dn.restored
+		reused = reused && dn.reused
 	}
 	if verdict := n.trigger.decide(c); verdict != Running {
 		s.endUnrun(id, verdict, nil)
 		return
 	}
-	if s.resume != nil && restored && n.kind == kindFunc {
+	if reused && n.kind == kindFunc {
 		if tr, ok := s.resume[sc.g.names[l]]; ok {
 			s.restore(id, tr)
 			return
@@ -407,8 +413,11 @@ func (s *scheduler) decideNode(id int32) {
 		}
 	}
 	if n.kind == kindOpen {
-		s.startGroup(id)
+		s.startGroup(id, reused)
 		return
+	}
+	if n.kind == kindExpand {
+		n.extraOf().reusable = reused
 	}
 	s.makeReady(id)
 }
@@ -482,7 +491,7 @@ func (s *scheduler) restore(id int32, tr *TaskResult) {
 		}
 	}
 	n.out = out
-	n.restored = true
+	n.restored, n.reused = true, true
 	n.attempts = int32(tr.Attempts)
 	n.extraOf().from = tr
 	s.transition(id, Completed, 0, nil)

@@ -179,7 +179,7 @@ func (s *scheduler) save(w *worker, name string, out map[string]any) (err error,
 		if errors.Is(err, ErrNotSerializable) {
 			return err, true, false, 0
 		}
-		return fmt.Errorf("dag: saving task %s in the checkpoint of %s failed: %w", quote(name), s.jobName(), err), true, true, 0
+		return wrap(err, "dag: saving task %s in the checkpoint of %s failed", quote(name), s.jobName()), true, true, 0
 	}
 	return nil, false, false, finished
 }

@@ -171,9 +171,6 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 			p.add(ErrInvalidTask, "task %s has an unknown Trigger (%d); use one of AllSucceeded, NoneFailed, AllDone, AnyFailed, AnySucceeded", who(), uint8(t.Trigger))
 		}
 		if kind == kindOpen {
-			if len(t.Sub) == 0 && n == 1 {
-				p.add(ErrInvalidTask, "group %s has no tasks; give its Sub at least one task, or use Func", who())
-			}
 			if t.MaxRetries != 0 {
 				p.add(ErrInvalidTask, "group %s has MaxRetries %d; a group is not retried: set MaxRetries on its tasks instead", who(), t.MaxRetries)
 			}
@@ -302,8 +299,9 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 
 // addGroupEdges adds the edges of groups to the resolved dependencies:
 // each member depends on its group's open node, and each close node on the
-// members of its group (or, for a scope's close node, on every top-level
-// node). It rebuilds deps once, in order.
+// members of its group (on its open node, for a group without tasks; or,
+// for a scope's close node, on every top-level node). It rebuilds deps
+// once, in order.
 func (g *graph) addGroupEdges() {
 	n := int32(len(g.nodes))
 	// Members of each close node, found in one pass.
@@ -349,6 +347,8 @@ func (g *graph) addGroupEdges() {
 		case nd.kind == kindClose:
 			if k, ok := memberIdx[i]; ok {
 				deps = append(deps, members[k]...)
+			} else if nd.pair >= 0 {
+				deps = append(deps, nd.pair) // a group without tasks ends once it starts
 			}
 		case nd.group >= 0:
 			deps = append(deps, nd.group)

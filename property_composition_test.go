@@ -17,8 +17,9 @@ package dag_test
 //     computes, and are the same on every run (cpCheckPredicted);
 //   - no Func or Expand starts before each of its dependencies has ended and
 //     while its group is not running (read with Job.Snapshot from inside the
-//     Func), and no task is decided before its dependencies' final events
-//     (cpCheckEvents);
+//     Func), nor before every call of its dependencies has returned (on the
+//     probe's own clock), and no task is decided before its dependencies'
+//     final events (cpProbe.enter, cpCheckLocal, cpCheckEvents);
 //   - MaxParallel bounds the attempts whose context has not ended, across
 //     groups and Expands (cpProbe.enter);
 //   - events are legal transitions of State's table and complete: each
@@ -28,7 +29,8 @@ package dag_test
 //     outputs of its ancestors that completed (cpCheckLocal).
 //
 // The fuzz test (fuzz_composition_test.go) and the soak
-// (soak_composition_test.go) reuse all of this. A failure names the seed:
+// (soak_composition_test.go) reuse all of this. At the end of the file are
+// minimal tests of the bugs these tests found. A failure names the seed:
 // rerun it with -run 'TestPropertyComposition/seed=N$'. DAG_SOAK=1 runs
 // twenty times as many seeds.
 
@@ -361,6 +363,13 @@ func (g *cpGen) task(s *cpSpec, depth int, j *cpJob) {
 		s.children = g.list(s, depth+1, j)
 	case cpExpand:
 		s.does, s.sleeps = attempts(false)
+		if g.soak && g.chance(8) {
+			// Every Expand call hangs until the task's Timeout.
+			s.timeout = time.Duration(1+g.src.intn(3)) * time.Millisecond
+			for a := range s.does {
+				s.does[a] = cpHang
+			}
+		}
 		if g.chance(20) {
 			s.bad = 1 + g.src.intn(cpNumBad-1)
 		}
@@ -1403,7 +1412,7 @@ func cpCheckLocal(t *testing.T, j *cpJob, o cpOutcome, p *cpProbe, lenient func(
 
 	// The context holds the initial context and the output of every task
 	// that completed, with the value of its last attempt.
-	want := cpContext(j, res, func(string) bool { return true })
+	want := cpContext(j, res)
 	if diff := cmp.Diff(want, res.Context, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
 	}
@@ -1505,15 +1514,16 @@ func cpDepStates(s *cpSpec, res dag.Result) string {
 }
 
 // cpContext is the job context a result must have: the initial context
-// plus the key of every writer that completed (and that keep says to).
-func cpContext(j *cpJob, res dag.Result, keep func(string) bool) map[string]any {
+// plus the key of every writer that completed, with the value of its last
+// attempt (of each item's, for a Map).
+func cpContext(j *cpJob, res dag.Result) map[string]any {
 	ctx := map[string]any{}
 	for k, v := range j.init {
 		ctx[k] = v
 	}
 	for _, s := range j.all {
 		tr := res.Tasks[s.path]
-		if !s.writes() || tr.State != dag.Completed || !keep(s.path) {
+		if !s.writes() || tr.State != dag.Completed {
 			continue
 		}
 		if s.kind == cpFunc {
@@ -1529,29 +1539,24 @@ func cpContext(j *cpJob, res dag.Result, keep func(string) bool) map[string]any 
 	return ctx
 }
 
-// cpKeepGoingErr is Wait's error in KeepGoing mode: one *TaskError per
-// task that Failed, is not tolerated at the job level and is not a group
-// that its members failed, in declaration order.
-func cpKeepGoingErr(j *cpJob, res dag.Result, o cpOutcome, ownFailure func(s *cpSpec) bool) []string {
+// cpCheckKeepGoingErr checks Wait's error in KeepGoing mode: one
+// *TaskError per task that Failed, is not tolerated at the job level and is
+// not a group that its members failed (ownFailure says which groups failed
+// by themselves, by their Timeout), in declaration order.
+func cpCheckKeepGoingErr(t *testing.T, j *cpJob, o cpOutcome, ownFailure func(s *cpSpec) bool) {
+	t.Helper()
+	if o.res.State == dag.Canceled {
+		return
+	}
 	var want []string
 	for _, s := range j.all {
-		tr := res.Tasks[s.path]
-		if tr.State != dag.Failed || j.jobTolerated(s) {
+		if o.res.Tasks[s.path].State != dag.Failed || j.jobTolerated(s) {
 			continue
 		}
 		if s.group() && cpGroupRan(j, s, o) && !ownFailure(s) {
 			continue
 		}
 		want = append(want, s.path)
-	}
-	return want
-}
-
-func cpCheckKeepGoingErr(t *testing.T, j *cpJob, o cpOutcome, ownFailure func(s *cpSpec) bool) {
-	t.Helper()
-	want := cpKeepGoingErr(j, o.res, o, ownFailure)
-	if o.res.State == dag.Canceled {
-		return
 	}
 	var got []string
 	if o.err != nil {

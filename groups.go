@@ -345,12 +345,14 @@ func (s *scheduler) expireGroup(grp *groupRun) {
 
 // checkGroups stops the groups around node id whose Timeout has passed but
 // whose watch has not run yet, outermost first, so that an attempt
-// failing because of it is not taken for a failure of the task. s.mu is
-// held.
+// failing because of it is not taken for a failure of the task. A group
+// that has ended already (its last task ended between its Timeout passing
+// and its watch running; id's attempt is then a late one) is left as it
+// ended. s.mu is held.
 func (s *scheduler) checkGroups(id int32) {
 	var expired []*groupRun
 	for g := s.groupOf(id); g != s.root; g = g.parent {
-		if !g.stopped && g.timeout != nil && context.Cause(g.ctx) == g.timeout {
+		if !g.stopped && g.timeout != nil && s.nodes[g.node].state == Running && context.Cause(g.ctx) == g.timeout {
 			expired = append(expired, g)
 		}
 	}

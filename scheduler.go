@@ -399,6 +399,10 @@ func (s *scheduler) decideNode(id int32) {
 		if err != nil {
 			n.finished = s.stamp()
 			n.extraOf().err = err
+			if n.kind == kindOpen {
+				// The group's tasks do not run because it failed.
+				s.endMembers(id, UpstreamFailed)
+			}
 			s.transition(id, Failed, 0, err)
 			s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Err: err})
 			return
@@ -438,23 +442,37 @@ func (s *scheduler) endUnrun(id int32, to State, err error) {
 	n := &s.nodes[id]
 	n.finished = s.stamp()
 	if n.kind == kindOpen {
-		// Every member, nested groups' included, and the close node.
-		sc, l := s.loc(id)
-		end := sc.g.nodes[l].pair
-		for m := l + 1; m <= end; m++ {
-			mn := &s.nodes[sc.base+m]
-			if !mn.state.Final() {
-				mn.finished = n.finished
-				s.transition(sc.base+m, to, mn.attempts, nil)
-			}
-		}
+		s.endMembers(id, to)
 		s.transition(id, to, n.attempts, err)
-		s.release(sc.base + end)
+		sc, l := s.loc(id)
+		s.release(sc.base + sc.g.nodes[l].pair)
 		s.tallyIn(s.groupOf(id), id)
 		return
 	}
 	s.transition(id, to, n.attempts, err)
 	s.taskEnded(id, nil)
+}
+
+// endMembers ends every member of group node id that has not ended, nested
+// groups' members included, and its close node, in state to, without
+// running them. The tasks outside the group that depend on a member by its
+// path are released; the group's own dependents are the caller's. s.mu is
+// held.
+func (s *scheduler) endMembers(id int32, to State) {
+	sc, l := s.loc(id)
+	first, end := sc.base+l+1, sc.base+sc.g.nodes[l].pair
+	at := s.nodes[id].finished
+	for m := first; m <= end; m++ {
+		if mn := &s.nodes[m]; !mn.state.Final() {
+			mn.finished = at
+			s.transition(m, to, mn.attempts, nil)
+		}
+	}
+	// Dependents inside the group have ended with it: only those outside
+	// are let through.
+	for m := first; m < end; m++ {
+		s.release(m)
+	}
 }
 
 // restore ends node id Completed from an earlier run's result, without

@@ -9,8 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"runtime"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/dagrun/dag"
 	dagtemporal "github.com/dagrun/dag/temporal"
+	smoothiejob "github.com/dagrun/dag/temporal/example/smoothie"
 	"github.com/google/go-cmp/cmp"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -29,54 +28,9 @@ import (
 	"go.temporal.io/sdk/worker"
 )
 
-// dice chops a fruit: its letters, sorted.
-func dice(fruit string) string {
-	b := []byte(fruit)
-	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
-	return string(b)
-}
-
-// smoothie is the core's smoothie job (example_test.go of package dag).
-func smoothie() []dag.Task {
-	diceTask := func(fruit, key string) dag.TaskFunc {
-		return func(ctx context.Context, in dag.Values) (map[string]any, error) {
-			fruits, err := dag.Lookup[[]string](in, "fruit")
-			if err != nil {
-				return nil, err
-			}
-			if !slices.Contains(fruits, fruit) {
-				return nil, fmt.Errorf("no %s in the kitchen", fruit)
-			}
-			return map[string]any{key: dice(fruit)}, nil
-		}
-	}
-	return []dag.Task{
-		{Name: "dice-banana", Func: diceTask("banana", "diced-banana")},
-		{Name: "dice-mango", Func: diceTask("mango", "diced-mango")},
-		{
-			Name:      "blend",
-			DependsOn: []string{"dice-banana", "dice-mango"},
-			Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
-				banana, _ := dag.Lookup[string](in, "diced-banana")
-				mango, _ := dag.Lookup[string](in, "diced-mango")
-				liquids, _ := dag.Lookup[[]string](in, "liquids")
-				return map[string]any{"smoothie": dice(banana + mango + strings.Join(liquids, ""))}, nil
-			},
-		},
-		{
-			Name:              "garnish",
-			DependsOn:         []string{"blend"},
-			ContinueOnFailure: true,
-			Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
-				s, err := dag.Lookup[string](in, "smoothie")
-				if err != nil {
-					return nil, err
-				}
-				return map[string]any{"smoothie": "sugar + " + s}, nil
-			},
-		},
-	}
-}
+// smoothie is the core's smoothie job (example_test.go of package dag),
+// as the example worker holds it.
+func smoothie() []dag.Task { return smoothiejob.Tasks() }
 
 var kitchen = map[string]any{
 	"fruit":   []string{"banana", "mango"},

@@ -6,8 +6,9 @@ package dag_test
 //	go test -run '^$' -bench . -benchmem
 //
 // Every benchmark reports ns/task, allocs/task and B/task. TestPerfTable,
-// behind -dag.perf, runs them all and prints the README's table with the
-// ratios to the floor measured in the same run:
+// behind -dag.perf, runs them all and prints the table of
+// docs/performance.md with the ratios to the floor measured in the same
+// run:
 //
 //	go test -run TestPerfTable -dag.perf -v -timeout 30m
 //
@@ -111,8 +112,6 @@ func bName(i int32) string { return "t" + strconv.Itoa(int(i)) }
 
 func bKey(i int32) string { return "k" + strconv.Itoa(int(i)) }
 
-func bNoop(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
-
 // bTasks declares tasks with the given dependencies. With ctx, each task
 // reads its dependencies' keys and writes its own; otherwise each does
 // nothing.
@@ -123,7 +122,7 @@ func bTasks(deps [][]int32, ctx bool) []dag.Task {
 		for k, d := range ds {
 			names[k] = bName(d)
 		}
-		tasks[i] = dag.Task{Name: bName(int32(i)), DependsOn: names, Func: bNoop}
+		tasks[i] = dag.Task{Name: bName(int32(i)), DependsOn: names, Func: noop}
 		if !ctx {
 			continue
 		}
@@ -673,12 +672,12 @@ func BenchmarkSleep(b *testing.B) {
 
 // TestBenchShapes checks that the benchmarks measure what they say: the
 // shapes have the edges described, the floor runs every task once after
-// its dependencies, and the ctx body sees its dependencies' values.
-//
-// Its 10,000 tasks have more dependencies than Validate resolves on one
-// goroutine, so it covers the parallel resolution too.
+// its dependencies, and the ctx body sees its dependencies' values, on
+// 2,000 tasks of each shape. (The huge-graph tests of reliability_test.go
+// cover Validate's parallel resolution of many dependencies.)
 func TestBenchShapes(t *testing.T) {
-	const n = 10_000
+	t.Parallel()
+	const n = 2_000
 	edges := map[string]int{"wide": 2 * (n - 2), "chain": n - 1, "layered": 3 * (n - 100), "tree": n - 1}
 	for _, s := range bShapes {
 		t.Run(s.name, func(t *testing.T) {
@@ -776,8 +775,8 @@ func TestBenchShapes(t *testing.T) {
 	}
 }
 
-// TestPerfTable runs every benchmark and prints the table of the README's
-// Performance section, with ratios measured in this one run. It runs only
+// TestPerfTable runs every benchmark and prints the table of
+// docs/performance.md, with ratios measured in this one run. It runs only
 // with -dag.perf.
 func TestPerfTable(t *testing.T) {
 	if !*bPerf {
@@ -792,7 +791,7 @@ func TestPerfTable(t *testing.T) {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "GOMAXPROCS %d, %s/%s, %s\n\n", runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	sb.WriteString("| shape | tasks | floor ns/task | floor+result ns/task | dag ns/task | dag / floor | dag / floor+result | dag allocs/task | dag B/task | ctx ns/task (× noop) | events ns/task (× noop) |\n")
+	sb.WriteString("| shape | tasks | floor ns/task | floor+result ns/task | dag ns/task | dag / floor | dag / floor+result | dag allocs/task | dag B/task | ctx ns/task (× no-op) | events ns/task (× no-op) |\n")
 	sb.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range bShapes {
 		for _, n := range bSizes(s.name) {

@@ -3,28 +3,53 @@ package dag
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 )
 
 // A Store keeps the checkpoint of jobs: the tasks of each job that
 // completed, so that the next Run of the job resumes after them (see
-// [Options.Checkpoint]). Its methods may be called concurrently. Package
-// storetest checks that a Store keeps every promise below.
+// [Options.Checkpoint]). Its methods may be called concurrently, for the
+// same job or different ones. Package storetest checks that a Store keeps
+// every promise below; [FileStore] is the one dag provides.
+//
+// A method called with a context that is already done may return an error
+// matching the context's error without doing anything.
 type Store interface {
 	// Load returns the checkpoint of the job, or an error matching
-	// ErrNoCheckpoint. The Result holds the saved tasks, by name.
+	// ErrNoCheckpoint if nothing is saved for it. The Result holds, in
+	// Tasks, every saved TaskResult by task name, as saved: the same
+	// State, Attempts, Abandoned, Output and Restored; Started and
+	// Finished equal under time.Equal; and, if an Err was saved, an error
+	// with the same message (its type and wrapped errors are not kept).
+	// Output values keep their Go types, so that [Lookup] finds them.
+	// Result.Context is nil. When a task was saved more than once, the
+	// last Save wins.
 	Load(ctx context.Context, job string) (*Result, error)
-	// Save records that task ended with r, durably, before it returns.
+	// Save records that task ended with r, durably, before it returns: a
+	// crash after Save returns does not lose it. A value in r.Output that
+	// the store cannot keep makes Save fail with an error matching
+	// ErrNotSerializable, and nothing is saved.
 	Save(ctx context.Context, job, task string, r TaskResult) error
-	// Clear removes the job's checkpoint.
+	// Clear removes the job's checkpoint. Clearing a job with no
+	// checkpoint is not an error.
 	Clear(ctx context.Context, job string) error
 }
 
-// A Locker is a Store that can make sure that one Run at a time runs a
-// job, in this process or another. Run takes the lock before it loads the
-// checkpoint, when Options.Checkpoint implements Locker, and releases it
-// before Wait returns. A second Run of the job while the lock is held fails
-// at once with an error matching ErrLocked.
+// A Locker is a Store that can make one Run the only owner of a job. When
+// Options.Checkpoint implements Locker, Run calls Lock before it loads the
+// checkpoint, and unlock before Wait returns; a Run that cannot take the
+// lock fails at once with the error, which matches ErrLocked when another
+// owner holds it. Two Runs of one checkpointed job, in one process or two,
+// would otherwise both save, and both resume from the same checkpoint.
+//
+// Lock does not wait for the lock: it takes it or returns an error. A lock
+// ends when unlock is called or, for a lock held by another process, when
+// that process ends, however it ends. Calling unlock more than once is
+// harmless. Load, Save and Clear take no lock: a program that calls them
+// directly must keep two owners apart itself.
 type Locker interface {
 	Lock(ctx context.Context, job string) (unlock func() error, err error)
 }
@@ -45,7 +70,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	if l, ok := opts.Checkpoint.(Locker); ok {
 		unlock, err := l.Lock(ctx, opts.Name)
 		if err != nil {
-			return nil, fmt.Errorf("dag: job %s: cannot lock its checkpoint: %w", quote(opts.Name), err)
+			return nil, wrap(err, "dag: job %s: cannot lock its checkpoint", quote(opts.Name))
 		}
 		ck.unlock = unlock
 	}
@@ -54,7 +79,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	case errors.Is(err, ErrNoCheckpoint):
 	case err != nil:
 		ck.release()
-		return nil, fmt.Errorf("dag: job %s: cannot load its checkpoint: %w", quote(opts.Name), err)
+		return nil, wrap(err, "dag: job %s: cannot load its checkpoint", quote(opts.Name))
 	default:
 		ck.resume = res
 	}
@@ -79,11 +104,15 @@ func (c *checkpoint) release() {
 }
 
 // finish clears the checkpoint of a job that completed, releases the
-// lock, then closes done: Wait returns after both.
-func (c *checkpoint) finish(completed bool, done chan struct{}) {
+// lock, then closes done: Wait returns after both. If the checkpoint cannot
+// be cleared, *werr (Wait's error) says so: the job completed, but its next
+// Run would restore every task instead of running them.
+func (c *checkpoint) finish(completed bool, werr *error, done chan struct{}) {
 	defer close(done)
 	if completed {
-		_ = c.store.Clear(c.ctx, c.job)
+		if err := c.store.Clear(c.ctx, c.job); err != nil {
+			*werr = wrap(err, "dag: job %s completed, but its checkpoint could not be cleared, and its next Run would restore every task; clear it", quote(c.job))
+		}
 	}
 	c.release()
 }
@@ -91,10 +120,95 @@ func (c *checkpoint) finish(completed bool, done chan struct{}) {
 // checkContext reports a value of the initial context that a checkpoint
 // could not hold, before anything runs.
 func checkContext(m map[string]any) error {
-	for k, v := range m {
-		if err := checkSerializable("", k, v); err != nil {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if err := checkSerializable("", k, m[k]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// staleRecords returns the names of the tasks that the loaded checkpoint
+// holds as Completed but that this run will not restore, among the tasks of
+// graph g: g is the job's own graph (reusable true), or that of the tasks
+// an Expand returned (reusable when the Expand's own dependencies were
+// restored). Such a record was computed from inputs that are about to
+// change: if it stayed, a crash after one of its dependencies saved a new
+// result would let the next run restore it. A task is counted restorable
+// only if it is sure to be restored; an Expand's dependents are not, since
+// its tasks are known only when it runs (and they are checked then).
+func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []string {
+	if len(saved) == 0 {
+		return nil
+	}
+	n := len(g.nodes)
+	// Kahn's algorithm gives an order in which dependencies come first.
+	pending := make([]int32, n)
+	order := make([]int32, 0, n)
+	for i := range int32(n) {
+		if pending[i] = g.depOff[i+1] - g.depOff[i]; pending[i] == 0 {
+			order = append(order, i)
+		}
+	}
+	for k := 0; k < len(order); k++ {
+		for _, o := range g.outsOf(order[k]) {
+			if pending[o]--; pending[o] == 0 {
+				order = append(order, o)
+			}
+		}
+	}
+	restorable := make([]bool, n)
+	var stale []string
+	var lostScopes []string // Expands whose tasks cannot be restored
+	for _, i := range order {
+		ok := reusable
+		for _, d := range g.depsOf(i) {
+			ok = ok && restorable[d]
+		}
+		name := g.names[i]
+		switch g.nodes[i].kind {
+		case kindFunc:
+			tr, saved := saved[name]
+			restorable[i] = ok && saved && tr.State == Completed
+			if saved && !restorable[i] {
+				stale = append(stale, name)
+			}
+		case kindExpand:
+			if !ok {
+				lostScopes = append(lostScopes, name+"/")
+			}
+		default: // a group's open or close node passes its dependencies on
+			restorable[i] = ok
+		}
+	}
+	if len(lostScopes) > 0 {
+		for name := range saved {
+			for _, p := range lostScopes {
+				if strings.HasPrefix(name, p) {
+					stale = append(stale, name)
+					break
+				}
+			}
+		}
+	}
+	slices.Sort(stale)
+	return stale
+}
+
+// forget records, before anything runs, that the stale tasks are no longer
+// completed: a later Save of a task wins over an earlier one. The Saves run
+// together, so that a store with group commit syncs them at once.
+func (c *checkpoint) forget(stale []string) error {
+	errs := make([]error, len(stale))
+	var wg sync.WaitGroup
+	for i, name := range stale {
+		wg.Go(func() {
+			errs[i] = c.store.Save(c.ctx, c.job, name, TaskResult{State: Pending})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wrap(err, "dag: job %s: cannot mark in its checkpoint the tasks that run again", quote(c.job))
 	}
 	return nil
 }

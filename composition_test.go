@@ -16,72 +16,13 @@ import (
 	"github.com/dagrun/dag"
 )
 
-// ctRun runs tasks, collecting the events, and checks the rules every job
-// keeps: each event is a legal transition, each task's events start at
-// Pending and it ends in exactly one final state, and the job's events come
-// first and last.
+// ctRun runs tasks to the end and checks the outcome with checkJob (see
+// checkers_test.go): legal transitions, trigger rules, attempts, results
+// and Wait's error.
 func ctRun(t *testing.T, tasks []dag.Task, opts dag.Options) (dag.Result, error, []dag.Event) {
 	t.Helper()
-	ch := make(chan dag.Event, 16)
-	opts.Events = ch
-	var events []dag.Event
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for e := range ch {
-			events = append(events, e)
-		}
-	}()
-	job, err := dag.Run(context.Background(), tasks, opts)
-	if err != nil {
-		<-done
-		t.Fatalf("Run: %v", err)
-	}
-	res, werr := job.Wait()
-	<-done
-	ctCheckEvents(t, events, res)
-	return res, werr, events
-}
-
-// ctLegal is the table of State's doc.
-var ctLegal = map[[2]dag.State]bool{
-	{dag.Pending, dag.Ready}: true, {dag.Pending, dag.Running}: true, {dag.Pending, dag.Skipped}: true,
-	{dag.Pending, dag.UpstreamFailed}: true, {dag.Pending, dag.Completed}: true, {dag.Pending, dag.Failed}: true,
-	{dag.Ready, dag.Running}: true, {dag.Running, dag.Completed}: true, {dag.Running, dag.Failed}: true,
-	{dag.Running, dag.Retrying}: true, {dag.Running, dag.Skipped}: true, {dag.Retrying, dag.Ready}: true,
-}
-
-func ctCheckEvents(t *testing.T, events []dag.Event, res dag.Result) {
-	t.Helper()
-	if len(events) < 2 || events[0].Task != "" || events[len(events)-1].Task != "" {
-		t.Fatalf("job events are not first and last: %v", events)
-	}
-	state := map[string]dag.State{}
-	for _, e := range events[1 : len(events)-1] {
-		if e.Task == "" {
-			t.Fatalf("a job event in the middle: %v", e)
-		}
-		if e.From != state[e.Task] {
-			t.Fatalf("event %v: task was %v", e, state[e.Task])
-		}
-		if e.From.Final() || !(ctLegal[[2]dag.State{e.From, e.To}] || e.To == dag.Canceled) {
-			t.Fatalf("illegal transition %v", e)
-		}
-		state[e.Task] = e.To
-	}
-	for name, tr := range res.Tasks {
-		if s, ok := state[name]; ok && s != tr.State {
-			t.Errorf("task %q: last event to %v, result %v", name, s, tr.State)
-		}
-		if !tr.State.Final() {
-			t.Errorf("task %q ended %v, not final", name, tr.State)
-		}
-	}
-	for name := range state {
-		if _, ok := res.Tasks[name]; !ok {
-			t.Errorf("task %q has events but no result", name)
-		}
-	}
+	out := runJob(t, tasks, opts)
+	return out.Res, out.Err, out.Events
 }
 
 func ctPut(kv ...any) dag.TaskFunc {

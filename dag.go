@@ -7,9 +7,12 @@
 // carries each task's output to the tasks that depend on it, and an ordered
 // stream of events for logging and metrics.
 //
-// dag is in-process and not durable: a job lives in memory and ends with the
-// process. It is meant for gluing API calls, data fetches, build steps and
-// batch jobs together, not for replacing a workflow server.
+// dag is in-process: a job lives in memory and its workers are goroutines of
+// the process. With a checkpoint store ([Options.Checkpoint], [FileStore]) a
+// job that failed or whose process died resumes where it stopped. It is
+// meant for gluing API calls, data fetches, build steps and batch jobs
+// together, not for replacing a workflow server; the temporal module runs
+// the same tasks on Temporal when one process is not enough.
 //
 // # Declaring tasks
 //
@@ -38,13 +41,36 @@
 //
 // # Scheduling
 //
-// A task becomes Ready when every task it depends on has ended Completed, or
-// Failed with ContinueOnFailure set. At most [Options.MaxParallel] attempts
+// Once every task it depends on has ended, a task's [Trigger] rule decides
+// whether it runs: by default when every dependency Completed (or Failed with
+// ContinueOnFailure). A task that does not run ends Skipped or UpstreamFailed
+// without taking a worker. At most [Options.MaxParallel] attempts
 // run at once; workers are started lazily, so a three-task job never starts
 // more than three. Among ready tasks, the one with the longest chain of tasks
 // still ahead of it (the critical path) starts first, and ties go to the task
 // declared first. Only a task that can run holds a worker: a task waiting out
 // a retry delay holds none.
+//
+// # Groups, fan-out, conditions and keep-going
+//
+// A task with Sub is a group: a small DAG that runs as one step, its tasks
+// named "group/child". A task with Expand returns, when it runs, the tasks of
+// its group; [Map] builds one that runs a function per item of a list. Groups
+// nest, share the job's workers (MaxParallel bounds the whole job), and
+// their tasks' events, errors and results carry their full names. A task's
+// When skips it on a condition of what it sees, and a Func that returns
+// [ErrSkip] ends its task Skipped. With [Options.KeepGoing], a failure stops
+// only what depends on it, and [Job.Wait] joins one [*TaskError] per failed
+// task; the default stops the job at the first failure.
+//
+// # Resume and checkpoints
+//
+// [Options.Resume] runs a job again after an earlier run of it: tasks that
+// completed then, and whose dependencies are all restored too, are restored
+// without running, their outputs put back so that every other task sees what
+// it would have seen. [Options.Checkpoint] saves each completed task in a
+// [Store] before its dependents start, so that a job whose process died
+// resumes from the store; [FileStore] is the store on disk.
 //
 // # The job context
 //
@@ -69,8 +95,9 @@
 // failed attempt is retried after the [Options.Backoff] delay while retries
 // remain; returning [backoff.Permanent] or a BackOff returning [backoff.Stop]
 // ends the retries at once. A task that fails for good fails the job unless
-// it has ContinueOnFailure: running attempts have their context cancelled,
-// nothing new starts, and [Job.Wait] returns a [*TaskError].
+// it has ContinueOnFailure (or KeepGoing is set): running attempts have their
+// context canceled, nothing new starts, and [Job.Wait] returns a
+// [*TaskError].
 //
 // errgroup chose to let panics crash the program, because a recovered panic
 // loses its stack and keeps the group waiting. dag recovers them because a
@@ -80,8 +107,8 @@
 //
 // # Cancellation and timeouts
 //
-// [Job.Cancel], cancelling the context given to [Run], and [Options.Timeout]
-// end the job Canceled. Every running attempt's context is cancelled, with a
+// [Job.Cancel], canceling the context given to [Run], and [Options.Timeout]
+// end the job Canceled. Every running attempt's context is canceled, with a
 // cause readable through [context.Cause]. Cancellation in Go is cooperative:
 // a Func that ignores its context keeps running. dag does not wait for it
 // past a short grace period: [Job.Wait] returns, and the attempt is counted
@@ -92,8 +119,11 @@
 //
 // Every state transition of the job and of each task is sent, in order and
 // without loss, on [Options.Events] if it is set; see [State] for the legal
-// transitions. [LogEvents] logs them with [log/slog]; [Job.Progress] gives
-// live counts at any time.
+// transitions. [Options.Logger] logs them with [log/slog], every record
+// written before [Job.Wait] returns. [Job.Progress] gives live counts and
+// [Job.Snapshot] a live [Result] at any time, which [WriteDOT] and
+// [WriteMermaid] draw with each task's state. Inside a task,
+// [TaskInfoFromContext] tells the job, the task's full name and the attempt.
 //
 // # Testing a TaskFunc
 //

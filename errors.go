@@ -5,7 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 )
+
+// How dag's error messages read. Every error that dag makes, sentinels
+// included, starts with "dag: ", so that an error printed alone says where
+// it comes from. When one of dag's errors shows another error inside its
+// own message, as a [TaskError] shows the failed task's error, it drops the
+// "dag: " that starts the inner message (or any of its lines): a chain
+// prints "dag: " once, at its start, however it was built. For example a
+// task that timed out fails the job with
+//
+//	dag: job "nightly": task "fetch" failed after 2 attempts: task "fetch" timed out after 1s: context deadline exceeded
+//
+// whereas the attempt's own error, in TaskResult.Err and on its Failed
+// event, reads "dag: task "fetch" timed out after 1s: context deadline
+// exceeded". A message that task code builds around one of dag's errors,
+// such as fmt.Errorf("load: %w", err), is the task's own text and is left
+// as it is.
 
 // Validation errors. Each problem [Validate] or [Run] finds wraps one of
 // these and names the task; match them with [errors.Is].
@@ -80,11 +97,37 @@ func (e *TaskError) Error() string {
 	if e.Attempts == 1 {
 		plural = ""
 	}
-	return fmt.Sprintf("dag: %stask %s failed after %d attempt%s: %v", job, quote(e.Task), e.Attempts, plural, e.Err)
+	return fmt.Sprintf("dag: %stask %s failed after %d attempt%s: %s", job, quote(e.Task), e.Attempts, plural, inner(e.Err))
 }
 
 // Unwrap returns the last attempt's error.
 func (e *TaskError) Unwrap() error { return e.Err }
+
+// inner returns err's message for use inside another of dag's messages:
+// without the "dag: " that starts it or any of its lines.
+func inner(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, prefix) {
+		return msg
+	}
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, prefix)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// wrap returns an error that wraps err, whose message is format's, ": ",
+// and err's message as inner gives it.
+func wrap(err error, format string, args ...any) error {
+	return &wrapError{msg: fmt.Sprintf(format, args...) + ": " + inner(err), err: err}
+}
+
+// prefix starts every message of dag's errors.
+const prefix = "dag: "
 
 // A PanicError is the error of an attempt whose Func panicked. The panic is
 // recovered in the attempt's goroutine, so it fails the attempt (and is
@@ -93,18 +136,45 @@ type PanicError struct {
 	// Value is the value passed to panic.
 	Value any
 	// Stack is the stack of the panicking goroutine, as debug.Stack formats
-	// it, from the panic down.
+	// it, starting at the function that panicked: the frames of the
+	// recovery (debug.Stack, dag's deferred function and the runtime's
+	// panic) and the "goroutine N" header are left out. The last frames are
+	// dag's, which called the Func.
 	Stack []byte
 }
 
+// newPanicError makes the error of a panic with value v. It must be called
+// from the function deferred by the frame whose callee panicked, as call
+// does: it cuts the stack at the runtime's first panic frame.
 func newPanicError(v any) *PanicError {
-	stack := debug.Stack()
-	// The first line, "goroutine N [running]:", names a goroutine that may
-	// be gone by the time anyone reads the error.
+	return &PanicError{Value: v, Stack: panicStack(debug.Stack())}
+}
+
+// panicStack cuts a stack that debug.Stack took while recovering a panic
+// so that it starts at the frame that panicked. The frames above it are
+// the header "goroutine N [running]:", which names a goroutine that may be
+// gone by the time anyone reads the error, debug.Stack, the recovery's own
+// frames, and the runtime's "panic(…)" frame with its file line. The first
+// panic frame is the one that reached the recovery: a Func that recovers a
+// panic and panics again shows the second panic first, with the first one
+// further down, as a crash would. A stack without a panic frame loses its
+// header only.
+func panicStack(stack []byte) []byte {
 	if i := bytes.IndexByte(stack, '\n'); i >= 0 {
 		stack = stack[i+1:]
 	}
-	return &PanicError{Value: v, Stack: stack}
+	for rest := stack; len(rest) > 0; {
+		line, next, _ := bytes.Cut(rest, []byte("\n"))
+		if bytes.HasPrefix(line, []byte("panic(")) {
+			// Skip the frame's file line too.
+			if _, after, ok := bytes.Cut(next, []byte("\n")); ok {
+				return stack[len(stack)-len(after):]
+			}
+			return stack[len(stack):]
+		}
+		rest = next
+	}
+	return stack
 }
 
 // Error returns "panic: " and the value, followed by the stack.

@@ -1,9 +1,8 @@
 package dag
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -93,24 +92,38 @@ type Event struct {
 	// event, the last attempt started (0 if none). It is 0 for job events.
 	Attempt int
 	// Err is why an attempt failed, on Failed and Retrying events; why the
-	// job failed or was cancelled, on the job's final event; nil otherwise.
+	// job failed or was canceled, on the job's final event; nil otherwise.
 	Err error
 }
 
-// String formats the event as one line, for logs and debugging.
+// String formats the event as one line, for logs and debugging:
+//
+//	job "nightly": task "fetch" running -> retrying (attempt 1): connection reset
+//	job "nightly" running -> completed
+//
+// The job's name is left out when it is empty, and the error's "dag: "
+// prefix is dropped, as in a [TaskError].
 func (e Event) String() string {
-	who := "job"
-	if e.Task != "" {
-		who = fmt.Sprintf("task %q", e.Task)
+	var b strings.Builder
+	switch {
+	case e.Job != "" && e.Task != "":
+		fmt.Fprintf(&b, "job %s: task %s", quote(e.Job), quote(e.Task))
+	case e.Task != "":
+		fmt.Fprintf(&b, "task %s", quote(e.Task))
+	case e.Job != "":
+		fmt.Fprintf(&b, "job %s", quote(e.Job))
+	default:
+		b.WriteString("job")
 	}
-	s := fmt.Sprintf("%s %s -> %s", who, e.From, e.To)
+	fmt.Fprintf(&b, " %s -> %s", e.From, e.To)
 	if e.Attempt > 0 {
-		s += fmt.Sprintf(" (attempt %d)", e.Attempt)
+		fmt.Fprintf(&b, " (attempt %d)", e.Attempt)
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		b.WriteString(": ")
+		b.WriteString(inner(e.Err))
 	}
-	return s
+	return b.String()
 }
 
 // eventQueue hands events from the scheduler to one delivery goroutine
@@ -231,63 +244,4 @@ func (q *eventQueue) send(e Event) (ok bool) {
 func closeEvents(ch chan<- Event) {
 	defer func() { _ = recover() }()
 	close(ch)
-}
-
-// LogEvents returns a channel for [Options.Events] that logs every event it
-// receives on logger, until the job closes it. A nil logger means
-// [slog.Default]. Transitions to Failed log at error level, to Retrying and
-// Canceled at warning level, to Completed and the job's own transitions at
-// info level, and the rest at debug level. Each record has the attributes
-// job, task (absent for job events), from, to, attempt and err.
-//
-// One goroutine does the logging; it ends when the channel is closed, which
-// Run does after the job's final event. Use the channel for one job only. A
-// program that exits as soon as [Job.Wait] returns may lose the last records,
-// since Wait does not wait for events to be read: such a program reads the
-// events itself and calls [LogEvent] on each, as LogEvents does.
-func LogEvents(logger *slog.Logger) chan<- Event {
-	ch := make(chan Event, 64)
-	go func() {
-		for e := range ch {
-			LogEvent(logger, e)
-		}
-	}()
-	return ch
-}
-
-// LogEvent logs e on logger (nil means [slog.Default]) as [LogEvents] does.
-func LogEvent(logger *slog.Logger, e Event) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	level := slog.LevelDebug
-	switch {
-	case e.To == Failed:
-		level = slog.LevelError
-	case e.To == Retrying || e.To == Canceled:
-		level = slog.LevelWarn
-	case e.To == Completed || e.Task == "":
-		level = slog.LevelInfo
-	}
-	ctx := context.Background()
-	if !logger.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 6)
-	attrs = append(attrs, slog.String("job", e.Job))
-	msg := "dag: job"
-	if e.Task != "" {
-		msg = "dag: task"
-		attrs = append(attrs, slog.String("task", e.Task))
-	}
-	attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
-	if e.Attempt > 0 {
-		attrs = append(attrs, slog.Int("attempt", e.Attempt))
-	}
-	if e.Err != nil {
-		attrs = append(attrs, slog.Any("err", e.Err))
-	}
-	r := slog.NewRecord(e.Time, level, msg, 0)
-	r.AddAttrs(attrs...)
-	_ = logger.Handler().Handle(ctx, r)
 }

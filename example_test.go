@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,59 +14,78 @@ import (
 	"github.com/dagrun/dag"
 )
 
-// dice chops a fruit: its letters, sorted.
-func dice(fruit string) string {
-	b := []byte(fruit)
-	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
-	return string(b)
-}
-
-// smoothie is the smoothie job of Daguerreo's README: dice two fruits in
-// parallel, blend them with the liquids, and garnish if that works out.
-func smoothie() []dag.Task {
-	diceTask := func(fruit, key string) dag.TaskFunc {
-		return func(ctx context.Context, in dag.Values) (map[string]any, error) {
-			fruits, err := dag.Lookup[[]string](in, "fruit")
-			if err != nil {
-				return nil, err
-			}
-			if !slices.Contains(fruits, fruit) {
-				return nil, fmt.Errorf("no %s in the kitchen", fruit)
-			}
-			return map[string]any{key: dice(fruit)}, nil
+// dice returns the Func of a task that dices a fruit, if the kitchen has
+// it.
+func dice(fruit string) dag.TaskFunc {
+	return func(ctx context.Context, in dag.Values) (map[string]any, error) {
+		fruits, err := dag.Lookup[[]string](in, "fruits")
+		if err != nil {
+			return nil, err
 		}
-	}
-	return []dag.Task{
-		{Name: "dice-banana", Func: diceTask("banana", "diced-banana")},
-		{Name: "dice-mango", Func: diceTask("mango", "diced-mango")},
-		{
-			Name:      "blend",
-			DependsOn: []string{"dice-banana", "dice-mango"},
-			Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
-				banana, _ := dag.Lookup[string](in, "diced-banana")
-				mango, _ := dag.Lookup[string](in, "diced-mango")
-				liquids, _ := dag.Lookup[[]string](in, "liquids")
-				return map[string]any{"smoothie": dice(banana + mango + strings.Join(liquids, ""))}, nil
-			},
-		},
-		{
-			Name:              "garnish",
-			DependsOn:         []string{"blend"},
-			ContinueOnFailure: true, // a smoothie without sugar is still a smoothie
-			Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
-				s, err := dag.Lookup[string](in, "smoothie")
-				if err != nil {
-					return nil, err
-				}
-				return map[string]any{"smoothie": "sugar + " + s}, nil
-			},
-		},
+		if !slices.Contains(fruits, fruit) {
+			return nil, fmt.Errorf("no %s in the kitchen", fruit)
+		}
+		return map[string]any{fruit: "diced " + fruit}, nil
 	}
 }
 
-// The smoothie job of Daguerreo's README. MaxParallel is 1 only so that the
-// printed order is the same on every run.
+// blend sees what both dice tasks wrote: it depends on them.
+func blend(ctx context.Context, in dag.Values) (map[string]any, error) {
+	banana, _ := dag.Lookup[string](in, "banana")
+	mango, _ := dag.Lookup[string](in, "mango")
+	return map[string]any{"smoothie": banana + " and " + mango + ", blended"}, nil
+}
+
+// garnish fails: there is no sugar. It has ContinueOnFailure, so the
+// smoothie is served without it.
+func garnish(ctx context.Context, in dag.Values) (map[string]any, error) {
+	sugar, err := dag.Lookup[string](in, "sugar")
+	if err != nil {
+		return nil, err
+	}
+	s, _ := dag.Lookup[string](in, "smoothie")
+	return map[string]any{"smoothie": s + ", with " + sugar}, nil
+}
+
+// smoothie is a job: dice a banana and a mango in parallel, blend them,
+// and garnish the smoothie if that works out.
+func smoothie() []dag.Task {
+	return []dag.Task{
+		{Name: "dice-banana", Func: dice("banana")},
+		{Name: "dice-mango", Func: dice("mango")},
+		{Name: "blend", DependsOn: []string{"dice-banana", "dice-mango"}, Func: blend},
+		{Name: "garnish", DependsOn: []string{"blend"}, Func: garnish, ContinueOnFailure: true},
+	}
+}
+
+// Run the smoothie job. There is no sugar in the kitchen: garnish fails,
+// and as it has ContinueOnFailure the job completes without it.
 func ExampleRun() {
+	job, err := dag.Run(context.Background(), smoothie(), dag.Options{
+		Name:    "smoothie",
+		Context: map[string]any{"fruits": []string{"banana", "mango"}},
+		Timeout: 3 * time.Second,
+	})
+	if err != nil {
+		fmt.Println(err) // not a valid DAG: nothing ran
+		return
+	}
+	res, err := job.Wait()
+	fmt.Println(res.State, err, "; tolerated failures:", res.Failed())
+	fmt.Println(res.Context["smoothie"])
+	// Output:
+	// completed <nil> ; tolerated failures: [garnish]
+	// diced banana and diced mango, blended
+}
+
+// Events, read until Run closes the channel, tell every transition in
+// order. MaxParallel is 1 only so that the order is the same on every run.
+func ExampleOptions_events() {
+	tasks := []dag.Task{
+		{Name: "dice-banana", Func: dice("banana")},
+		{Name: "dice-mango", Func: dice("mango")},
+		{Name: "blend", DependsOn: []string{"dice-banana", "dice-mango"}, Func: blend},
+	}
 	events := make(chan dag.Event)
 	logged := make(chan struct{})
 	go func() {
@@ -77,48 +94,115 @@ func ExampleRun() {
 			fmt.Println(e)
 		}
 	}()
-
-	job, err := dag.Run(context.Background(), smoothie(), dag.Options{
-		Name: "smoothie",
-		Context: map[string]any{
-			"fruit":   []string{"banana", "mango"},
-			"liquids": []string{"coconut-milk", "water"},
-		},
+	job, err := dag.Run(context.Background(), tasks, dag.Options{
+		Name:        "smoothie",
+		Context:     map[string]any{"fruits": []string{"banana", "mango"}},
 		MaxParallel: 1,
-		Timeout:     3 * time.Second,
 		Events:      events,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	res, err := job.Wait()
+	job.Wait()
 	<-logged
-	fmt.Println(res.State, err)
-	for _, k := range slices.Sorted(maps.Keys(res.Context)) {
-		fmt.Printf("%s: %v\n", k, res.Context[k])
+	// Output:
+	// job "smoothie" pending -> running
+	// job "smoothie": task "dice-banana" pending -> ready (attempt 1)
+	// job "smoothie": task "dice-mango" pending -> ready (attempt 1)
+	// job "smoothie": task "dice-banana" ready -> running (attempt 1)
+	// job "smoothie": task "dice-banana" running -> completed (attempt 1)
+	// job "smoothie": task "dice-mango" ready -> running (attempt 1)
+	// job "smoothie": task "dice-mango" running -> completed (attempt 1)
+	// job "smoothie": task "blend" pending -> ready (attempt 1)
+	// job "smoothie": task "blend" ready -> running (attempt 1)
+	// job "smoothie": task "blend" running -> completed (attempt 1)
+	// job "smoothie" running -> completed
+}
+
+// Cancel stops a job: running attempts see their context canceled, and
+// the tasks that had not ended end Canceled.
+func ExampleJob_Cancel() {
+	started := make(chan struct{})
+	job, err := dag.Run(context.Background(), []dag.Task{
+		{Name: "download", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			close(started)
+			<-ctx.Done() // a real task passes ctx to its calls
+			return nil, ctx.Err()
+		}},
+		{Name: "unpack", DependsOn: []string{"download"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			return nil, nil
+		}},
+	}, dag.Options{Name: "update"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	<-started
+	job.Cancel()
+	res, err := job.Wait()
+	fmt.Println(res.State, errors.Is(err, context.Canceled))
+	fmt.Println(err)
+	fmt.Println(res.Tasks["download"].State, res.Tasks["unpack"].State)
+	// Output:
+	// canceled true
+	// dag: job "update" was canceled: context canceled
+	// canceled canceled
+}
+
+// Progress counts the tasks in each state, at any time.
+func ExampleJob_Progress() {
+	started, release := make(chan struct{}), make(chan struct{})
+	job, err := dag.Run(context.Background(), []dag.Task{
+		{Name: "a", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { return nil, nil }},
+		{Name: "b", DependsOn: []string{"a"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			close(started)
+			<-release
+			return nil, nil
+		}},
+		{Name: "c", DependsOn: []string{"b"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { return nil, nil }},
+	}, dag.Options{Name: "steps"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	<-started // a has completed, b runs
+	p := job.Progress()
+	fmt.Println(p)
+	fmt.Printf("%d running, %.0f%% completed\n", p.Running, p.Percent(dag.Completed))
+	close(release)
+	job.Wait()
+	fmt.Println(job.Progress())
+	// Output:
+	// 1/3 done: 1 completed; 1 running
+	// 1 running, 33% completed
+	// 3/3 done: 3 completed
+}
+
+// A panic in a Func fails its attempt with a *PanicError, which holds the
+// value and the stack from the function that panicked.
+func ExamplePanicError() {
+	job, err := dag.Run(context.Background(), []dag.Task{{
+		Name: "parse",
+		Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
+			var fields []string
+			return map[string]any{"second": fields[1]}, nil // index out of range
+		},
+	}}, dag.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = job.Wait()
+	var pe *dag.PanicError
+	if errors.As(err, &pe) {
+		fmt.Println(pe.Value)
+		frame, _, _ := strings.Cut(string(pe.Stack), "(")
+		fmt.Println(frame) // the first frame: the Func that panicked
 	}
 	// Output:
-	// job pending -> running
-	// task "dice-banana" pending -> ready (attempt 1)
-	// task "dice-mango" pending -> ready (attempt 1)
-	// task "dice-banana" ready -> running (attempt 1)
-	// task "dice-banana" running -> completed (attempt 1)
-	// task "dice-mango" ready -> running (attempt 1)
-	// task "dice-mango" running -> completed (attempt 1)
-	// task "blend" pending -> ready (attempt 1)
-	// task "blend" ready -> running (attempt 1)
-	// task "blend" running -> completed (attempt 1)
-	// task "garnish" pending -> ready (attempt 1)
-	// task "garnish" ready -> running (attempt 1)
-	// task "garnish" running -> completed (attempt 1)
-	// job running -> completed
-	// completed <nil>
-	// diced-banana: aaabnn
-	// diced-mango: agmno
-	// fruit: [banana mango]
-	// liquids: [coconut-milk water]
-	// smoothie: sugar + -aaaaabccegiklmmnnnnooorttuw
+	// runtime error: index out of range [1] with length 0
+	// github.com/dagrun/dag_test.ExamplePanicError.func1
 }
 
 // Wait returns a *TaskError naming the task that failed the job; the

@@ -31,7 +31,6 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dagrun/dag"
 )
@@ -588,12 +587,6 @@ const (
 
 var fzErrRun = errors.New("fz: attempt failed")
 
-// fzIgnoreTimes ignores timestamps and compares errors with errors.Is.
-var fzIgnoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
-	cmpopts.EquateErrors(),
-}
-
 // fzDecodeRun turns fuzz bytes into a valid job: up to 24 tasks, each
 // depending on earlier ones, with a behaviour and retry settings each.
 func fzDecodeRun(data []byte) (bs []fzBehaviour, opts dag.Options) {
@@ -755,7 +748,7 @@ func fzCheckRunJob(t *testing.T, bs []fzBehaviour, opts dag.Options) {
 			} else {
 				want = dag.TaskResult{State: dag.Failed, Attempts: m.attempts, Err: fzErrRun}
 			}
-			if diff := cmp.Diff(want, res.Tasks[name(i)], fzIgnoreTimes); diff != "" {
+			if diff := cmp.Diff(want, res.Tasks[name(i)], ignoreTimes); diff != "" {
 				t.Errorf("Result.Tasks[%s] mismatch (-want +got):\n%s", name(i), diff)
 			}
 		}

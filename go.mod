@@ -8,3 +8,5 @@ require (
 )
 
 require github.com/google/go-cmp v0.7.0
+
+require gonum.org/v1/gonum v0.17.0

@@ -337,8 +337,9 @@ func checkTask(p *problems, t *Task, kind uint8, funcs int, prefix string, i int
 
 // addGroupEdges adds the edges of groups to the resolved dependencies:
 // each member depends on its group's open node, and each close node on the
-// members of its group (or, for a scope's close node, on every top-level
-// node). It rebuilds deps once, in order.
+// members of its group (on its open node, for a group without tasks; or,
+// for a scope's close node, on every top-level node). It rebuilds deps
+// once, in order.
 func (g *graph) addGroupEdges() {
 	n := int32(len(g.nodes))
 	// Members of each close node, found in one pass.
@@ -384,6 +385,8 @@ func (g *graph) addGroupEdges() {
 		case nd.kind == kindClose:
 			if k, ok := memberIdx[i]; ok {
 				deps = append(deps, members[k]...)
+			} else if nd.pair >= 0 {
+				deps = append(deps, nd.pair) // a group without tasks ends once it starts
 			}
 		case nd.group >= 0:
 			deps = append(deps, nd.group)

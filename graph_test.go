@@ -10,6 +10,7 @@ import (
 // TestDependsOn checks graph.dependsOn against a plain search on random
 // DAGs of many shapes, for every pair of tasks.
 func TestDependsOn(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		n := 1 + r.IntN(60)

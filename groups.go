@@ -47,9 +47,10 @@ func (g *groupRun) close(cause error) {
 
 // startGroup starts group node id (a task with Sub): its members' count
 // on it is released. s.mu is held.
-func (s *scheduler) startGroup(id int32) {
+func (s *scheduler) startGroup(id int32, restorable bool) {
 	n := &s.nodes[id]
 	grp := s.newGroupRun(id, s.groupOf(id), s.refs[id].timeout)
+	grp.restorable = restorable
 	s.extraOf(id).group = grp
 	n.started = s.stamp()
 	s.transition(id, Running, 0, nil)
@@ -65,7 +66,7 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 	g, err := buildScope(children, name+"/", true)
 	if err != nil {
 		s.failed(id, att, &wrapError{
-			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %v", quote(name), err),
+			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %s", quote(name), inner(err)),
 			err: err,
 		})
 		return
@@ -75,6 +76,7 @@ func (s *scheduler) expanded(id, att int32, children []Task) {
 	x := s.extraOf(id)
 	grp := s.newGroupRun(id, s.groupOf(id), 0)
 	grp.scope = k
+	grp.restorable = x.reusable
 	x.group = grp
 	var inherit *Task
 	if x.collect != nil {
@@ -194,6 +196,10 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 	}
 	grp.close(errGroupEnded)
 	n := &s.nodes[id]
+	if state == Completed && grp.restorable {
+		n.reused = true
+		s.directMembers(grp, func(m int32) { n.reused = n.reused && s.nodes[m].reused })
+	}
 	n.finished = s.stamp()
 	x.err = err
 	s.transition(id, state, n.attempts, err)
@@ -340,12 +346,14 @@ func (s *scheduler) expireGroup(grp *groupRun) {
 
 // checkGroups stops the groups around node id whose Timeout has passed but
 // whose watch has not run yet, outermost first, so that an attempt
-// failing because of it is not taken for a failure of the task. s.mu is
-// held.
+// failing because of it is not taken for a failure of the task. A group
+// that has ended already (its last task ended between its Timeout passing
+// and its watch running; id's attempt is then a late one) is left as it
+// ended. s.mu is held.
 func (s *scheduler) checkGroups(id int32) {
 	var expired []*groupRun
 	for g := s.groupOf(id); g != s.root; g = g.parent {
-		if !g.stopped && g.timeout != nil && context.Cause(g.ctx) == g.timeout {
+		if !g.stopped && g.timeout != nil && s.nodes[g.node].state == Running && context.Cause(g.ctx) == g.timeout {
 			expired = append(expired, g)
 		}
 	}
@@ -440,9 +448,6 @@ func (s *scheduler) taskResult(id int32) TaskResult {
 	}
 	if n.state == Completed {
 		tr.Output = kvMap(r.out)
-		if n.kind == kindFunc && tr.Output == nil {
-			tr.Output = map[string]any{}
-		}
 	}
 	if n.restored && x != nil && x.from != nil {
 		tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished

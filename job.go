@@ -123,6 +123,17 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 		}
 		if ck.resume != nil {
 			opts.Resume = ck.resume
+			saved := make(map[string]*TaskResult, len(ck.resume.Tasks))
+			for name, tr := range ck.resume.Tasks {
+				saved[name] = &tr
+			}
+			if err := ck.forget(staleRecords(g, saved, true)); err != nil {
+				ck.release()
+				if opts.Events != nil {
+					closeEvents(opts.Events)
+				}
+				return nil, err
+			}
 		}
 	}
 	s := newScheduler(ctx, g, opts, ck)
@@ -136,16 +147,23 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 // canceled or timed out. Every call returns the same answer.
 //
 // Wait returns within a short grace period (20 ms) of the job stopping even
-// if some Funcs ignore their context; see [TaskResult.Abandoned]. It does
-// not wait for events to be read.
+// if some Funcs ignore their context; see [TaskResult.Abandoned]. It waits
+// for [Options.Logger] to write every record, but not for events to be
+// read.
 func (j *Job) Wait() (Result, error) {
-	<-j.s.done
+	<-j.Done()
 	return j.s.doneResult, j.s.doneErr
 }
 
-// Done returns a channel that is closed when the job has ended, after which
-// Wait returns at once.
-func (j *Job) Done() <-chan struct{} { return j.s.done }
+// Done returns a channel that is closed when the job has ended and
+// [Options.Logger], if set, has written every record; after that, Wait
+// returns at once.
+func (j *Job) Done() <-chan struct{} {
+	if j.s.logged != nil {
+		return j.s.logged
+	}
+	return j.s.done
+}
 
 // Cancel stops the job: running attempts have their context canceled,
 // nothing new starts, and the job ends Canceled with an error matching

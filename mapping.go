@@ -24,7 +24,7 @@ func Map[T, R any](name, from, to string, fn func(ctx context.Context, item T) (
 		Expand: func(ctx context.Context, in Values) ([]Task, error) {
 			items, err := Lookup[[]T](in, from)
 			if err != nil {
-				return nil, backoff.Permanent(fmt.Errorf("dag: Map %s reads its items at key %q: %w", quote(name), from, err))
+				return nil, backoff.Permanent(wrap(err, "dag: Map %s reads its items at key %q", quote(name), from))
 			}
 			tasks := make([]Task, len(items))
 			for i, item := range items {

@@ -2,6 +2,7 @@ package dag
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -21,7 +22,7 @@ type Options struct {
 	Context map[string]any
 
 	// MaxParallel bounds how many attempts run at once; 0 means
-	// runtime.GOMAXPROCS(0). An attempt that timed out or was cancelled
+	// runtime.GOMAXPROCS(0). An attempt that timed out or was canceled
 	// but whose Func has not returned keeps its slot for a grace period of
 	// 20 ms, so that a Func ignoring its context does not free a slot at
 	// once, and then no longer (it is counted in TaskResult.Abandoned
@@ -53,7 +54,8 @@ type Options struct {
 	// event first, its final event last. Run is the only sender and closes
 	// the channel after the final event, so give each job its own channel
 	// and do not send on it or close it. When Run returns an error it closes
-	// the channel too, so that a reader such as [LogEvents] ends.
+	// the channel too, so that a reader such as [LogEvents] ends, unless the
+	// error is that another job used this channel from LogEvents already.
 	//
 	// Events are buffered without bound in between, so a slow reader never
 	// slows the tasks, and Wait does not wait for them to be read. Receive
@@ -61,6 +63,17 @@ type Options struct {
 	// while events remain unread. If the channel is closed by someone else,
 	// the remaining events are dropped and the job is unaffected.
 	Events chan<- Event
+
+	// Logger, if not nil, logs every event of the job, as [LogEvent] does:
+	// failures at error level, retries and cancellations at warning level,
+	// completions and the job's own transitions at info level, and the rest
+	// at debug level. A goroutine of the job writes the records in order,
+	// so a slow Handler does not slow the tasks, and every record has been
+	// written when [Job.Wait] returns and [Job.Done] is closed: a program
+	// may exit as soon as Wait returns and lose none. A Handler that blocks
+	// delays Wait by as much. Logger and Events may be set together; Wait
+	// still does not wait for Events to be read.
+	Logger *slog.Logger
 
 	// KeepGoing, when true, lets a failure stop only what depends on it,
 	// through the trigger rules, while every other branch runs to its end.
@@ -98,6 +111,18 @@ func (o *Options) validate(p *problems) {
 	}
 	if o.Timeout < 0 {
 		p.add(ErrInvalidOptions, "Options.Timeout is %v; use 0 for no timeout", o.Timeout)
+	}
+	if o.Events != nil {
+		if job, reused := logChans.claim(o.Events, o.Name); reused {
+			who := "another job"
+			if job != "" {
+				who = "job " + quote(job)
+			}
+			p.add(ErrInvalidOptions, "Options.Events is a channel from LogEvents that %s used already, and closed when it ended: this job's events would be lost. Call LogEvents for each job, or set Options.Logger", who)
+			// Run closes Events when it fails; this one belongs to the
+			// other job, which may still be running.
+			o.Events = nil
+		}
 	}
 }
 

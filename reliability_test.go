@@ -14,6 +14,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,135 +24,74 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/dagrun/dag"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-
-	"github.com/dagrun/dag"
 )
 
-// rtHuge makes the huge-graph tests use 1,000,000 tasks rather than the
-// default run's smaller count, which keeps the package's tests fast under
-// -race.
-var rtHuge = flag.Bool("dag.huge", false, "run the reliability tests' huge graphs at 1,000,000 tasks (slow under -race)")
+// hugeFlag makes the huge-graph tests use 1,000,000 tasks rather than the
+// default run's 50,000, which keeps the package's tests fast under -race.
+var hugeFlag = flag.Bool("dag.huge", false, "run the reliability tests' huge graphs at 1,000,000 tasks (slow under -race)")
 
-var rtErrBoom = errors.New("rt boom")
-
-// rtIgnoreTimes ignores timestamps and compares errors with errors.Is.
-var rtIgnoreTimes = cmp.Options{
-	cmpopts.IgnoreFields(dag.TaskResult{}, "Started", "Finished", "Output"),
-	cmpopts.EquateErrors(),
-}
-
-func rtNoop(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
-
-// rtName names task i of a generated graph.
-func rtName(i int) string { return "t" + strconv.Itoa(i) }
-
-// rtChain returns n no-op tasks, each depending on the one before; with
-// cycle, the first also depends on the last.
-func rtChain(n int, cycle bool) []dag.Task {
-	tasks := make([]dag.Task, n)
-	// One backing array for all the one-name dependency lists.
-	deps := make([]string, n)
-	for i := range tasks {
-		tasks[i] = dag.Task{Name: rtName(i), Func: rtNoop}
-		if i > 0 {
-			deps[i] = tasks[i-1].Name
-			tasks[i].DependsOn = deps[i : i+1 : i+1]
-		}
-	}
-	if cycle {
-		deps[0] = tasks[n-1].Name
-		tasks[0].DependsOn = deps[0:1:1]
-	}
-	return tasks
-}
-
-// rtHugeN returns the size of the huge graphs: 1,000,000 with -dag.huge
-// (and without -short), else 200,000.
-func rtHugeN() int {
-	if *rtHuge && !testing.Short() {
+// hugeN returns the size of the huge graphs: 1,000,000 with -dag.huge
+// (and without -short), else 50,000.
+func hugeN() int {
+	if *hugeFlag && !testing.Short() {
 		return 1_000_000
 	}
-	return 200_000
+	return 50_000
 }
 
-// rtGuard returns a context that ends a little before the test's deadline,
-// so that a broken job fails the test with a message rather than hanging
-// it. Not for use inside a synctest bubble, where a hang is a deadlock.
-func rtGuard(t *testing.T) context.Context {
-	t.Helper()
-	dl, ok := t.Deadline()
-	if !ok {
-		return t.Context()
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Until(dl)*9/10)
-	t.Cleanup(cancel)
-	return ctx
+// hugeStack is the most stack any goroutine may use during a huge-graph
+// test. Go grows a goroutine's stack up to 1 GB, so a graph walk that
+// recursed once per task would pass on any graph a test can build; with
+// this limit, one that recursed along 50,000 tasks would need at least
+// 800 KB (16 bytes a frame, the least a call takes) and crash the test
+// binary with "stack overflow", which fails the run. Everything dag does
+// needs a few kilobytes.
+const hugeStack = 512 << 10
+
+// limitStack sets the limit of hugeStack until the test ends. The limit is
+// the process's: a test that sets it must not run in parallel with others.
+func limitStack(t *testing.T) {
+	old := debug.SetMaxStack(hugeStack)
+	t.Cleanup(func() { debug.SetMaxStack(old) })
 }
 
-// rtWait waits for job, failing the test if it does not end before ctx
-// does.
-func rtWait(t *testing.T, ctx context.Context, job *dag.Job) (dag.Result, error) {
-	t.Helper()
-	select {
-	case <-job.Done():
-	case <-ctx.Done():
-		t.Fatalf("the job did not end in time; progress: %+v", job.Progress())
-	}
-	return job.Wait()
-}
-
-// rtAllCompleted checks that res completed with every one of tasks
-// completed after one attempt.
-func rtAllCompleted(t *testing.T, res dag.Result, err error, tasks []dag.Task) {
-	t.Helper()
-	if err != nil || res.State != dag.Completed {
-		t.Fatalf("Wait() = %v, %v; want completed, nil", res.State, err)
-	}
-	if len(res.Tasks) != len(tasks) {
-		t.Fatalf("Result.Tasks has %d tasks; want %d", len(res.Tasks), len(tasks))
-	}
-	bad := 0
-	for _, tk := range tasks {
-		if tr := res.Tasks[tk.Name]; tr.State != dag.Completed || tr.Attempts != 1 {
-			if bad++; bad <= 5 {
-				t.Errorf("Result.Tasks[%q] = %v after %d attempts; want completed after 1", tk.Name, tr.State, tr.Attempts)
-			}
-		}
-	}
-	if bad > 5 {
-		t.Errorf("… and %d more tasks not completed", bad-5)
-	}
-}
-
-// TestReliabilityHugeChain validates and runs a chain of rtHugeN tasks with
-// two workers: neither validation nor scheduling may recurse along it.
+// TestReliabilityHugeChain validates and runs a chain of hugeN tasks with
+// two workers: neither validation nor scheduling may recurse along it,
+// which the stack limit proves. Not parallel: see limitStack.
 func TestReliabilityHugeChain(t *testing.T) {
-	n := rtHugeN()
-	tasks := rtChain(n, false)
+	limitStack(t)
+	n := hugeN()
+	tasks := chain(n, false)
 	t0 := time.Now()
 	if err := dag.Validate(tasks); err != nil {
 		t.Fatalf("Validate(%d-task chain) = %v; want nil", n, err)
 	}
 	validated := time.Since(t0)
-	job, err := dag.Run(rtGuard(t), tasks, dag.Options{MaxParallel: 2})
+	job, err := dag.Run(guard(t), tasks, dag.Options{MaxParallel: 2})
 	if err != nil {
 		t.Fatalf("Run(%d-task chain) = %v; want no error", n, err)
 	}
-	res, err := rtWait(t, rtGuard(t), job)
-	rtAllCompleted(t, res, err, tasks)
+	res, err := waitJob(t, job)
+	allCompleted(t, res, err, tasks)
 	t.Logf("%d-task chain: Validate %v, Validate+Run+Wait %v", n, validated.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 }
 
 // TestReliabilityHugeFanIn validates and runs a job in which one task
-// depends on 100,000 others and another names each of them twice.
+// depends on 20,000 others (100,000 with -dag.huge) and another names each
+// of them twice. Not parallel: see limitStack.
 func TestReliabilityHugeFanIn(t *testing.T) {
-	const n = 100_000
+	limitStack(t)
+	n := 20_000
+	if hugeN() > 50_000 {
+		n = 100_000
+	}
 	tasks := make([]dag.Task, n, n+2)
 	deps := make([]string, n)
 	for i := range n {
-		key := rtName(i)
+		key := taskName(i)
 		deps[i] = key
 		// Every dependency writes a key, so the sinks must see them all.
 		tasks[i] = dag.Task{Name: key, Func: func(context.Context, dag.Values) (map[string]any, error) {
@@ -172,14 +112,14 @@ func TestReliabilityHugeFanIn(t *testing.T) {
 	if err := dag.Validate(tasks); err != nil {
 		t.Fatalf("Validate(a task with %d dependencies) = %v; want nil", n, err)
 	}
-	job, err := dag.Run(rtGuard(t), tasks, dag.Options{})
+	job, err := dag.Run(guard(t), tasks, dag.Options{})
 	if err != nil {
 		t.Fatalf("Run(a task with %d dependencies) = %v; want no error", n, err)
 	}
-	res, err := rtWait(t, rtGuard(t), job)
-	rtAllCompleted(t, res, err, tasks)
+	res, err := waitJob(t, job)
+	allCompleted(t, res, err, tasks)
 	for k := range seen {
-		if got := seen[k].Load(); got != n {
+		if got := seen[k].Load(); got != int64(n) {
 			t.Errorf("%s saw %d keys; want %d, one per dependency", tasks[n+k].Name, got, n)
 		}
 	}
@@ -188,12 +128,13 @@ func TestReliabilityHugeFanIn(t *testing.T) {
 	}
 }
 
-// TestReliabilityHugeCycle checks that a cycle through every one of rtHugeN
+// TestReliabilityHugeCycle checks that a cycle through every one of hugeN
 // tasks is reported as ErrCycle, by Validate and Run, with the middle of
 // the path elided, without overflowing the stack.
 func TestReliabilityHugeCycle(t *testing.T) {
-	n := rtHugeN()
-	tasks := rtChain(n, true)
+	limitStack(t)
+	n := hugeN()
+	tasks := chain(n, true)
 	err := dag.Validate(tasks)
 	if !errors.Is(err, dag.ErrCycle) {
 		t.Fatalf("Validate(a %d-task cycle) = %v; want an error matching dag.ErrCycle", n, err)
@@ -207,8 +148,8 @@ func TestReliabilityHugeCycle(t *testing.T) {
 	// Shown in run order from the lowest-numbered task: 20 tasks at each
 	// end and a count of the rest.
 	wantStart := "dag: dependency cycle: t0 -> t1 -> t2 -> "
-	wantMiddle := fmt.Sprintf(" -> t19 -> … (%d more) … -> %s -> ", n-40, rtName(n-20))
-	wantEnd := fmt.Sprintf(" -> %s -> t0 (each task depends on the one before it); remove one of these dependencies", rtName(n-1))
+	wantMiddle := fmt.Sprintf(" -> t19 -> … (%d more) … -> %s -> ", n-40, taskName(n-20))
+	wantEnd := fmt.Sprintf(" -> %s -> t0 (each task depends on the one before it); remove one of these dependencies", taskName(n-1))
 	if !strings.HasPrefix(msg, wantStart) || !strings.Contains(msg, wantMiddle) || !strings.HasSuffix(msg, wantEnd) {
 		t.Errorf("Validate(a %d-task cycle) = %q; want it to start %q, contain %q and end %q", n, msg, wantStart, wantMiddle, wantEnd)
 	}
@@ -226,6 +167,7 @@ func TestReliabilityHugeCycle(t *testing.T) {
 // names, Funcs and DependsOn slices, and the Options.Context map. The job
 // must go on with the tasks, dependencies and context as given.
 func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	openGate := sync.OnceFunc(func() { close(gate) })
 	defer openGate()
@@ -255,14 +197,14 @@ func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
 		}},
 	}
 	opts := dag.Options{Name: "mutated", Context: initial}
-	job, err := dag.Run(rtGuard(t), tasks, opts)
+	job, err := dag.Run(guard(t), tasks, opts)
 	if err != nil {
 		t.Fatalf("Run(…) = %v; want no error", err)
 	}
 	<-started
 
 	// Everything the caller still holds, changed.
-	failing := func(context.Context, dag.Values) (map[string]any, error) { return nil, rtErrBoom }
+	failing := func(context.Context, dag.Values) (map[string]any, error) { return nil, errBoom }
 	tasks[0].Name, tasks[0].Func = "renamed", failing
 	tasks[1].DependsOn[0] = "c" // would make a cycle with c
 	tasks[1].Func = failing
@@ -277,7 +219,7 @@ func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
 	opts.Name = "other"
 
 	openGate()
-	res, err := rtWait(t, rtGuard(t), job)
+	res, err := waitJob(t, job)
 	if err != nil {
 		t.Fatalf("Wait() = %v; want nil", err)
 	}
@@ -290,7 +232,7 @@ func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
 			"c":    {State: dag.Completed, Attempts: 1},
 		},
 	}
-	if diff := cmp.Diff(want, res, rtIgnoreTimes); diff != "" {
+	if diff := cmp.Diff(want, res, ignoreTimes); diff != "" {
 		t.Errorf("Result mismatch (-want +got):\n%s", diff)
 	}
 	if p := job.Progress(); p.Job != "mutated" {
@@ -302,9 +244,10 @@ func TestReliabilityCallerMutatesAfterRun(t *testing.T) {
 // values, and one the task goes on writing to from its own goroutine after
 // returning it.
 func TestReliabilityOutputMaps(t *testing.T) {
+	t.Parallel()
 	t.Run("nil map", func(t *testing.T) {
 		tasks := []dag.Task{
-			{Name: "nil", Func: rtNoop},
+			{Name: "nil", Func: noop},
 			{Name: "after", DependsOn: []string{"nil"}, Func: func(_ context.Context, in dag.Values) (map[string]any, error) {
 				if in.Len() != 1 {
 					return nil, fmt.Errorf("the task sees %v; want only the initial key", in)
@@ -312,12 +255,12 @@ func TestReliabilityOutputMaps(t *testing.T) {
 				return map[string]any{}, nil // empty, not nil: the same
 			}},
 		}
-		job, err := dag.Run(rtGuard(t), tasks, dag.Options{Context: map[string]any{"init": 0}})
+		job, err := dag.Run(guard(t), tasks, dag.Options{Context: map[string]any{"init": 0}})
 		if err != nil {
 			t.Fatalf("Run(…) = %v; want no error", err)
 		}
-		res, err := rtWait(t, rtGuard(t), job)
-		rtAllCompleted(t, res, err, tasks)
+		res, err := waitJob(t, job)
+		allCompleted(t, res, err, tasks)
 		if diff := cmp.Diff(map[string]any{"init": 0}, res.Context); diff != "" {
 			t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
 		}
@@ -351,12 +294,12 @@ func TestReliabilityOutputMaps(t *testing.T) {
 				return nil, nil
 			}},
 		}
-		job, err := dag.Run(rtGuard(t), tasks, dag.Options{})
+		job, err := dag.Run(guard(t), tasks, dag.Options{})
 		if err != nil {
 			t.Fatalf("Run(…) = %v; want no error", err)
 		}
-		res, err := rtWait(t, rtGuard(t), job)
-		rtAllCompleted(t, res, err, tasks)
+		res, err := waitJob(t, job)
+		allCompleted(t, res, err, tasks)
 		want := map[string]any{"nil": nil, "nilerr": nil, "nilptr": nilPtr}
 		if diff := cmp.Diff(want, res.Context); diff != "" {
 			t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
@@ -399,12 +342,12 @@ func TestReliabilityOutputMaps(t *testing.T) {
 				return nil, nil
 			}},
 		}
-		job, err := dag.Run(rtGuard(t), tasks, dag.Options{})
+		job, err := dag.Run(guard(t), tasks, dag.Options{})
 		if err != nil {
 			t.Fatalf("Run(…) = %v; want no error", err)
 		}
-		res, err := rtWait(t, rtGuard(t), job)
-		rtAllCompleted(t, res, err, tasks)
+		res, err := waitJob(t, job)
+		allCompleted(t, res, err, tasks)
 		if diff := cmp.Diff(map[string]any{"k": "returned", "gone": 1}, res.Context); diff != "" {
 			t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
 		}
@@ -415,6 +358,7 @@ func TestReliabilityOutputMaps(t *testing.T) {
 // job, as Options.Events forbids but promises to survive: the remaining
 // events are dropped, and the job runs and ends as it would have.
 func TestReliabilityEventsClosedByCaller(t *testing.T) {
+	t.Parallel()
 	wantRes := dag.Result{
 		State:   dag.Completed,
 		Context: map[string]any{"gate": 1, "after": 2},
@@ -452,7 +396,7 @@ func TestReliabilityEventsClosedByCaller(t *testing.T) {
 		started, gate := make(chan struct{}), make(chan struct{})
 		openGate := sync.OnceFunc(func() { close(gate) })
 		defer openGate()
-		job, err := dag.Run(rtGuard(t), newTasks(started, gate), dag.Options{Name: "closer", Events: ch})
+		job, err := dag.Run(guard(t), newTasks(started, gate), dag.Options{Name: "closer", Events: ch})
 		if err != nil {
 			t.Fatalf("Run(…) = %v; want no error", err)
 		}
@@ -471,11 +415,11 @@ func TestReliabilityEventsClosedByCaller(t *testing.T) {
 		}
 		close(ch)
 		openGate()
-		res, err := rtWait(t, rtGuard(t), job)
+		res, err := waitJob(t, job)
 		if err != nil {
 			t.Errorf("Wait() = %v; want nil", err)
 		}
-		if diff := cmp.Diff(wantRes, res, rtIgnoreTimes); diff != "" {
+		if diff := cmp.Diff(wantRes, res, ignoreTimes); diff != "" {
 			t.Errorf("Result mismatch (-want +got):\n%s", diff)
 		}
 		if res2, err2 := job.Wait(); err2 != err || res2.State != res.State {
@@ -489,42 +433,44 @@ func TestReliabilityEventsClosedByCaller(t *testing.T) {
 		t.Run(fmt.Sprintf("already closed, buffer %d", size), func(t *testing.T) {
 			ch := make(chan dag.Event, size)
 			close(ch)
-			job, err := dag.Run(rtGuard(t), newTasks(nil, nil), dag.Options{Events: ch})
+			job, err := dag.Run(guard(t), newTasks(nil, nil), dag.Options{Events: ch})
 			if err != nil {
 				t.Fatalf("Run(…) = %v; want no error", err)
 			}
-			res, err := rtWait(t, rtGuard(t), job)
+			res, err := waitJob(t, job)
 			if err != nil {
 				t.Errorf("Wait() = %v; want nil", err)
 			}
-			if diff := cmp.Diff(wantRes, res, rtIgnoreTimes); diff != "" {
+			if diff := cmp.Diff(wantRes, res, ignoreTimes); diff != "" {
 				t.Errorf("Result mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-// rtBackOff is a BackOff whose NextBackOff is next.
-type rtBackOff struct{ next func() time.Duration }
+// funcBackOff is a BackOff whose NextBackOff is next.
+type funcBackOff struct{ next func() time.Duration }
 
-func (b rtBackOff) NextBackOff() time.Duration { return b.next() }
-func (b rtBackOff) Reset()                     {}
+func (b funcBackOff) NextBackOff() time.Duration { return b.next() }
+
+func (b funcBackOff) Reset() {}
 
 // TestReliabilityBadBackoff gives Options.Backoff policies that refuse to
 // retry or break: as Options.Backoff documents, the task's retries end and
 // its last error stands, with no crash and no retry.
 func TestReliabilityBadBackoff(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		backoff func() backoff.BackOff
 	}{
 		{"factory returns nil", func() backoff.BackOff { return nil }},
 		{"NextBackOff returns Stop", func() backoff.BackOff {
-			return rtBackOff{func() time.Duration { return backoff.Stop }}
+			return funcBackOff{func() time.Duration { return backoff.Stop }}
 		}},
 		{"factory panics", func() backoff.BackOff { panic("no policy") }},
 		{"NextBackOff panics", func() backoff.BackOff {
-			return rtBackOff{func() time.Duration { panic("no delay") }}
+			return funcBackOff{func() time.Duration { panic("no delay") }}
 		}},
 	}
 	for _, tc := range cases {
@@ -534,9 +480,9 @@ func TestReliabilityBadBackoff(t *testing.T) {
 				tasks := []dag.Task{
 					{Name: "f", MaxRetries: 5, ContinueOnFailure: true, Func: func(context.Context, dag.Values) (map[string]any, error) {
 						calls.Add(1)
-						return nil, rtErrBoom
+						return nil, errBoom
 					}},
-					{Name: "after", DependsOn: []string{"f"}, Func: rtNoop},
+					{Name: "after", DependsOn: []string{"f"}, Func: noop},
 				}
 				job, err := dag.Run(t.Context(), tasks, dag.Options{MaxRetries: 3, Backoff: tc.backoff})
 				if err != nil {
@@ -546,7 +492,7 @@ func TestReliabilityBadBackoff(t *testing.T) {
 				if err != nil || res.State != dag.Completed {
 					t.Errorf("Wait() = %v, %v; want completed, nil (f has ContinueOnFailure)", res.State, err)
 				}
-				if got := res.Tasks["f"]; got.State != dag.Failed || got.Attempts != 1 || !errors.Is(got.Err, rtErrBoom) {
+				if got := res.Tasks["f"]; got.State != dag.Failed || got.Attempts != 1 || !errors.Is(got.Err, errBoom) {
 					t.Errorf("Result.Tasks[f] = %+v; want failed after 1 attempt with its own error", got)
 				}
 				if got := res.Tasks["after"]; got.State != dag.Completed {
@@ -565,7 +511,7 @@ func TestReliabilityBadBackoff(t *testing.T) {
 				}
 				_, err = job.Wait()
 				var te *dag.TaskError
-				if !errors.As(err, &te) || te.Task != "f" || te.Attempts != 1 || !errors.Is(err, rtErrBoom) {
+				if !errors.As(err, &te) || te.Task != "f" || te.Attempts != 1 || !errors.Is(err, errBoom) {
 					t.Errorf("Wait() = %v; want a *dag.TaskError for f after 1 attempt, matching its error", err)
 				}
 				if got := calls.Load(); got != 1 {
@@ -579,8 +525,9 @@ func TestReliabilityBadBackoff(t *testing.T) {
 // TestReliabilityNilContext checks that Run refuses a nil ctx with an
 // error rather than a panic.
 func TestReliabilityNilContext(t *testing.T) {
+	t.Parallel()
 	var ctx context.Context // nil
-	job, err := dag.Run(ctx, []dag.Task{{Name: "a", Func: rtNoop}}, dag.Options{})
+	job, err := dag.Run(ctx, []dag.Task{{Name: "a", Func: noop}}, dag.Options{})
 	if job != nil || !errors.Is(err, dag.ErrInvalidOptions) {
 		t.Fatalf("Run(nil, …) = %v, %v; want nil and an error matching dag.ErrInvalidOptions", job, err)
 	}
@@ -593,6 +540,7 @@ func TestReliabilityNilContext(t *testing.T) {
 // abandoned until the Func returns, and discard what it returns late. In
 // fake time, so exact.
 func TestReliabilityStuckTask(t *testing.T) {
+	t.Parallel()
 	const grace = 20 * time.Millisecond // dag.abandonGrace, documented on Wait
 	cases := []struct {
 		name      string
@@ -638,7 +586,7 @@ func TestReliabilityStuckTask(t *testing.T) {
 							<-release
 							return map[string]any{"late": true}, nil
 						}},
-						{Name: "after", DependsOn: []string{"stuck"}, Func: rtNoop},
+						{Name: "after", DependsOn: []string{"stuck"}, Func: noop},
 					}
 					ctx, cancel := context.WithCancel(t.Context())
 					defer cancel()
@@ -668,7 +616,7 @@ func TestReliabilityStuckTask(t *testing.T) {
 					if tc.wantTask == dag.Failed {
 						want["stuck"] = dag.TaskResult{State: dag.Failed, Attempts: 1, Err: context.DeadlineExceeded, Abandoned: 1}
 					}
-					if diff := cmp.Diff(want, res.Tasks, rtIgnoreTimes); diff != "" {
+					if diff := cmp.Diff(want, res.Tasks, ignoreTimes); diff != "" {
 						t.Errorf("Result.Tasks mismatch (-want +got):\n%s", diff)
 					}
 					if p := job.Progress(); p.Abandoned != 1 {
@@ -684,7 +632,7 @@ func TestReliabilityStuckTask(t *testing.T) {
 						t.Errorf("Progress().Abandoned = %d once the Func returned; want 0", p.Abandoned)
 					}
 					res2, err2 := job.Wait()
-					if diff := cmp.Diff(res, res2, rtIgnoreTimes); diff != "" || err2 != err {
+					if diff := cmp.Diff(res, res2, ignoreTimes); diff != "" || err2 != err {
 						t.Errorf("Wait() changed once the late Func returned (-before +after):\n%s\nerr %v -> %v", diff, err, err2)
 					}
 					if diff := cmp.Diff(map[string]any{"init": 1}, res2.Context); diff != "" {
@@ -709,6 +657,7 @@ func TestReliabilityStuckTask(t *testing.T) {
 // which panics and recovers by itself after the task returned, does not
 // disturb the job.
 func TestReliabilityBadTaskCode(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		fn    dag.TaskFunc
@@ -728,11 +677,11 @@ func TestReliabilityBadTaskCode(t *testing.T) {
 		{
 			name: "panic with an error",
 			fn: func(context.Context, dag.Values) (map[string]any, error) {
-				panic(fmt.Errorf("wrapped: %w", rtErrBoom))
+				panic(fmt.Errorf("wrapped: %w", errBoom))
 			},
 			check: func(t *testing.T, err error) {
 				var pe *dag.PanicError
-				if !errors.As(err, &pe) || !errors.Is(err, rtErrBoom) {
+				if !errors.As(err, &pe) || !errors.Is(err, errBoom) {
 					t.Errorf("error %v; want a *dag.PanicError matching the panic's error", err)
 				}
 			},
@@ -799,14 +748,14 @@ func TestReliabilityBadTaskCode(t *testing.T) {
 					go func() {
 						defer func() { recovered <- recover() }()
 						<-afterStarted // the task has returned by now
-						panic(rtErrBoom)
+						panic(errBoom)
 					}()
 					return map[string]any{"spawner": 1}, nil
 				}},
 				{Name: "after", DependsOn: []string{"spawner"}, Func: func(context.Context, dag.Values) (map[string]any, error) {
 					close(afterStarted)
-					if r := <-recovered; r != rtErrBoom {
-						return nil, fmt.Errorf("the goroutine recovered %v; want %v", r, rtErrBoom)
+					if r := <-recovered; r != errBoom {
+						return nil, fmt.Errorf("the goroutine recovered %v; want %v", r, errBoom)
 					}
 					return map[string]any{"after": 1}, nil
 				}},
@@ -819,7 +768,7 @@ func TestReliabilityBadTaskCode(t *testing.T) {
 				t.Fatalf("Run(…) = %v; want no error", err)
 			}
 			res, err := job.Wait()
-			rtAllCompleted(t, res, err, tasks)
+			allCompleted(t, res, err, tasks)
 			if diff := cmp.Diff(map[string]any{"spawner": 1, "after": 1, "other": 1}, res.Context); diff != "" {
 				t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
 			}
@@ -827,16 +776,16 @@ func TestReliabilityBadTaskCode(t *testing.T) {
 	})
 }
 
-// rtRandomJob is a random DAG of n tasks (each depending on up to three
+// randomJob is a random DAG of n tasks (each depending on up to three
 // earlier ones) for job number id. Each Func checks what it sees (the
 // job's own initial key, every dependency's key with this job's value,
 // and not the key of a task it does not depend on) and writes its own key.
 // want is the job's final context.
-func rtRandomJob(r *rand.Rand, id, n int) (tasks []dag.Task, opts dag.Options, want map[string]any) {
+func randomJob(r *rand.Rand, id, n int) (tasks []dag.Task, opts dag.Options, want map[string]any) {
 	names := make([]string, n)
 	vals := make([]string, n)
 	for i := range n {
-		names[i] = rtName(i)
+		names[i] = taskName(i)
 		vals[i] = "job " + strconv.Itoa(id) + " task " + strconv.Itoa(i)
 	}
 	// ancestors[i] has bit a set if task i depends on task a, directly or
@@ -886,11 +835,15 @@ func rtRandomJob(r *rand.Rand, id, n int) (tasks []dag.Task, opts dag.Options, w
 	return tasks, dag.Options{Name: "job " + strconv.Itoa(id), Context: map[string]any{"job": id}}, want
 }
 
-// TestReliabilityManyJobs runs 1,000 random jobs of 100 tasks at once:
-// each ends Completed with every task completed and exactly its own
-// context, and no task sees another job's values.
+// TestReliabilityManyJobs runs 300 random jobs of 100 tasks at once (1,000
+// with -dag.huge): each ends Completed with every task completed and
+// exactly its own context, and no task sees another job's values.
 func TestReliabilityManyJobs(t *testing.T) {
-	const jobs, n = 1000, 100
+	t.Parallel()
+	jobs, n := 300, 100
+	if *hugeFlag {
+		jobs = 1000
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	type run struct {
 		job   *dag.Job
@@ -898,9 +851,9 @@ func TestReliabilityManyJobs(t *testing.T) {
 		want  map[string]any
 	}
 	runs := make([]run, jobs)
-	guard := rtGuard(t)
+	guard := guard(t)
 	for id := range runs {
-		tasks, opts, want := rtRandomJob(r, id, n)
+		tasks, opts, want := randomJob(r, id, n)
 		job, err := dag.Run(guard, tasks, opts)
 		if err != nil {
 			t.Fatalf("Run(job %d) = %v; want no error", id, err)
@@ -908,8 +861,8 @@ func TestReliabilityManyJobs(t *testing.T) {
 		runs[id] = run{job, tasks, want}
 	}
 	for id, rn := range runs {
-		res, err := rtWait(t, guard, rn.job)
-		rtAllCompleted(t, res, err, rn.tasks)
+		res, err := waitJob(t, rn.job)
+		allCompleted(t, res, err, rn.tasks)
 		// maps.Equal first: cmp.Diff on every job would double the test's
 		// time under -race.
 		if !maps.Equal(rn.want, res.Context) {
@@ -926,6 +879,7 @@ func TestReliabilityManyJobs(t *testing.T) {
 // waits: jobs share no pool, and one job's slow tasks never delay
 // another's.
 func TestReliabilityJobsIsolated(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		slow := 2*runtime.GOMAXPROCS(0) + 2
 		gate := make(chan struct{})
@@ -935,7 +889,7 @@ func TestReliabilityJobsIsolated(t *testing.T) {
 		running.Add(slow)
 		var blocked []dag.Task
 		for i := range slow {
-			blocked = append(blocked, dag.Task{Name: rtName(i), Func: func(context.Context, dag.Values) (map[string]any, error) {
+			blocked = append(blocked, dag.Task{Name: taskName(i), Func: func(context.Context, dag.Values) (map[string]any, error) {
 				running.Done()
 				<-gate
 				return nil, nil
@@ -948,7 +902,7 @@ func TestReliabilityJobsIsolated(t *testing.T) {
 		running.Wait() // every slow task holds a worker
 
 		t0 := time.Now()
-		quick := rtChain(50, false)
+		quick := chain(50, false)
 		for _, mp := range []int{0, 1} {
 			second, err := dag.Run(t.Context(), quick, dag.Options{Name: "quick", MaxParallel: mp})
 			if err != nil {
@@ -957,7 +911,7 @@ func TestReliabilityJobsIsolated(t *testing.T) {
 			// In the bubble a second job waiting on the first deadlocks,
 			// which synctest reports, rather than hanging.
 			res, err := second.Wait()
-			rtAllCompleted(t, res, err, quick)
+			allCompleted(t, res, err, quick)
 		}
 		if d := time.Since(t0); d != 0 {
 			t.Errorf("the quick jobs took %v of fake time; want 0: nothing waited on a timer", d)
@@ -967,25 +921,27 @@ func TestReliabilityJobsIsolated(t *testing.T) {
 		}
 		openGate()
 		res, err := first.Wait()
-		rtAllCompleted(t, res, err, blocked)
+		allCompleted(t, res, err, blocked)
 	})
 }
 
-// rtPanickyError is an error whose Unwrap panics.
-type rtPanickyError struct{}
+// panickyError is an error whose Unwrap panics.
+type panickyError struct{}
 
-func (rtPanickyError) Error() string { return "panicky" }
-func (rtPanickyError) Unwrap() error { panic("Unwrap panics") }
+func (panickyError) Error() string { return "panicky" }
+
+func (panickyError) Unwrap() error { panic("Unwrap panics") }
 
 // TestReliabilityErrorMethodsPanic checks that an error whose own methods
 // panic fails its attempt like any error, retried, without crashing the
 // process or the job; and that a panic carrying backoff.Permanent is not
 // retried and keeps its *PanicError and stack.
 func TestReliabilityErrorMethodsPanic(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	tasks := []dag.Task{{Name: "p", MaxRetries: 2, Func: func(context.Context, dag.Values) (map[string]any, error) {
 		calls.Add(1)
-		return nil, rtPanickyError{}
+		return nil, panickyError{}
 	}}}
 	job, err := dag.Run(t.Context(), tasks, dag.Options{Backoff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
 	if err != nil {
@@ -996,7 +952,7 @@ func TestReliabilityErrorMethodsPanic(t *testing.T) {
 	if !errors.As(err, &te) || te.Attempts != 3 || calls.Load() != 3 {
 		t.Errorf("Wait() = %v after %d calls; want a TaskError after 3 attempts", err, calls.Load())
 	}
-	if _, ok := res.Tasks["p"].Err.(rtPanickyError); !ok {
+	if _, ok := res.Tasks["p"].Err.(panickyError); !ok {
 		t.Errorf("Result.Tasks[p].Err = %#v; want the task's error", res.Tasks["p"].Err)
 	}
 
@@ -1021,6 +977,7 @@ func TestReliabilityErrorMethodsPanic(t *testing.T) {
 // Options.Events when it refuses the tasks, so that a reader such as
 // LogEvents ends instead of leaking.
 func TestReliabilityRejectedRunClosesEvents(t *testing.T) {
+	t.Parallel()
 	events := make(chan dag.Event, 1)
 	if _, err := dag.Run(t.Context(), []dag.Task{{Name: ""}}, dag.Options{Events: events}); err == nil {
 		t.Fatal("Run accepted a task with no name")

@@ -52,8 +52,9 @@ type scheduler struct {
 	stopTimer  context.CancelFunc // releases Options.Timeout's timer
 	timeoutErr error              // the cause when Options.Timeout passes
 	stopWatch  func() bool        // unregisters the watch on ctx
-	events     *eventQueue        // nil without Options.Events
+	events     *eventQueue        // nil without Options.Events and Options.Logger
 	done       chan struct{}
+	logged     chan struct{} // closed after done once Options.Logger wrote every record; nil without it
 	doneResult Result
 	doneErr    error
 	root       *groupRun              // the job as a group
@@ -105,8 +106,11 @@ type node struct {
 	state     State
 	trigger   Trigger
 	tolerate  bool // ContinueOnFailure
-	restored  bool
-	private   bool // a Map's task: its output is kept out of the job context
+	restored  bool // restored from Options.Resume, without running
+	// reused says that the node's outputs are those of the earlier run:
+	// a restored task, or a group that ran but restored all it holds.
+	reused  bool
+	private bool // a Map's task: its output is kept out of the job context
 }
 
 // nodeRefs is the part of a node's record that holds pointers, read when
@@ -132,6 +136,7 @@ type nodeExtra struct {
 	collect    func([]map[string]any) (map[string]any, error)
 	inherit    *Task       // a Map's fields its tasks inherit
 	from       *TaskResult // a restored task's earlier result
+	reusable   bool        // an Expand whose tasks may be restored
 }
 
 // extraOf returns node id's extra, making it if needed. s.mu is held.
@@ -161,6 +166,9 @@ type groupRun struct {
 	members, failed, ran int32
 	stopped              bool // the group stopped early: its members are canceled
 	timedOut             bool // its Timeout stopped it
+	// restorable says that the group's members may be restored from
+	// Options.Resume: what the group sees is what it saw then.
+	restorable bool
 }
 
 func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *scheduler {
@@ -196,10 +204,8 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 		}
 		s.ctx, s.stopTimer = context.WithTimeoutCause(base, opts.Timeout, s.timeoutErr)
 	}
-	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel}
-	if opts.Events != nil {
-		s.events = newEventQueue(opts.Events)
-	}
+	s.root = &groupRun{node: -1, scope: 0, ctx: s.ctx, cancel: cancel, restorable: s.resume != nil}
+	s.events, s.logged = newEventSink(opts.Events, opts.Logger, s.done)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -391,7 +397,7 @@ func (s *scheduler) decideNode(id int32) {
 		return
 	}
 	var c tally
-	restored := true
+	reused := s.resume != nil && s.groupOf(id).restorable
 	for _, d := range sc.g.depsOf(l) {
 		if d == gn.group {
 			continue // the group's open node: not a dependency the task declared
@@ -401,13 +407,13 @@ func (s *scheduler) decideNode(id int32) {
 		}
 		dn := &s.nodes[sc.base+d]
 		c.add(dn.state, dn.tolerate)
-		restored = restored && dn.restored
+		reused = reused && dn.reused
 	}
 	if verdict := n.trigger.decide(c); verdict != Running {
 		s.endUnrun(id, verdict, nil)
 		return
 	}
-	if s.resume != nil && restored && n.kind == kindFunc {
+	if reused && n.kind == kindFunc {
 		if tr, ok := s.resume[sc.g.names[l]]; ok {
 			s.restore(id, tr)
 			return
@@ -418,6 +424,10 @@ func (s *scheduler) decideNode(id int32) {
 		if err != nil {
 			n.finished = s.stamp()
 			x.err = err
+			if n.kind == kindOpen {
+				// The group's tasks do not run because it failed.
+				s.endMembers(id, UpstreamFailed)
+			}
 			s.transition(id, Failed, 0, err)
 			s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Err: err})
 			return
@@ -428,8 +438,11 @@ func (s *scheduler) decideNode(id int32) {
 		}
 	}
 	if n.kind == kindOpen {
-		s.startGroup(id)
+		s.startGroup(id, reused)
 		return
+	}
+	if n.kind == kindExpand {
+		s.extraOf(id).reusable = reused
 	}
 	s.makeReady(id)
 }
@@ -454,23 +467,37 @@ func (s *scheduler) endUnrun(id int32, to State, err error) {
 	n := &s.nodes[id]
 	n.finished = s.stamp()
 	if n.kind == kindOpen {
-		// Every member, nested groups' included, and the close node.
-		sc, l := s.loc(id)
-		end := sc.g.nodes[l].pair
-		for m := l + 1; m <= end; m++ {
-			mn := &s.nodes[sc.base+m]
-			if !mn.state.Final() {
-				mn.finished = n.finished
-				s.transition(sc.base+m, to, mn.attempts, nil)
-			}
-		}
+		s.endMembers(id, to)
 		s.transition(id, to, n.attempts, err)
-		s.release(sc.base + end)
+		sc, l := s.loc(id)
+		s.release(sc.base + sc.g.nodes[l].pair)
 		s.tallyIn(s.groupOf(id), id)
 		return
 	}
 	s.transition(id, to, n.attempts, err)
 	s.taskEnded(id, nil)
+}
+
+// endMembers ends every member of group node id that has not ended, nested
+// groups' members included, and its close node, in state to, without
+// running them. The tasks outside the group that depend on a member by its
+// path are released; the group's own dependents are the caller's. s.mu is
+// held.
+func (s *scheduler) endMembers(id int32, to State) {
+	sc, l := s.loc(id)
+	first, end := sc.base+l+1, sc.base+sc.g.nodes[l].pair
+	at := s.nodes[id].finished
+	for m := first; m <= end; m++ {
+		if mn := &s.nodes[m]; !mn.state.Final() {
+			mn.finished = at
+			s.transition(m, to, mn.attempts, nil)
+		}
+	}
+	// Dependents inside the group have ended with it: only those outside
+	// are let through.
+	for m := first; m < end; m++ {
+		s.release(m)
+	}
 }
 
 // restore ends node id Completed from an earlier run's result, without
@@ -489,7 +516,7 @@ func (s *scheduler) restore(id int32, tr *TaskResult) {
 		}
 	}
 	s.refs[id].out = out
-	n.restored = true
+	n.restored, n.reused = true, true
 	n.attempts = int32(tr.Attempts)
 	s.extraOf(id).from = tr
 	s.transition(id, Completed, 0, nil)
@@ -722,7 +749,7 @@ func (s *scheduler) maybeEnd() {
 	if s.ck != nil {
 		// Clearing the checkpoint and releasing its lock are I/O: they
 		// run outside the lock, and Wait returns after them.
-		go s.ck.finish(s.state == Completed, s.done)
+		go s.ck.finish(s.state == Completed, &s.doneErr, s.done)
 		return
 	}
 	close(s.done)

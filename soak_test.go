@@ -12,7 +12,7 @@ package dag_test
 // falling behind while other jobs load the CPU. The soak therefore runs in
 // real time, on purpose, many jobs at once (-dag.soakpar, 32 by default) on
 // goroutines the test owns, and checks only what must hold whatever the
-// timing: the invariants of the property test (stCheck), a MaxParallel bound
+// timing: the invariants of the property test (checkJob), a MaxParallel bound
 // counted exactly (the attempts whose context has not ended, read with
 // ctx.Err() under the probe's lock, not by goroutines that may run late),
 // the cause of every failed attempt and of every stop, what each Func sees in
@@ -67,9 +67,7 @@ const (
 )
 
 var (
-	skErrBoom = errors.New("soak: boom")
 	skErrPerm = errors.New("soak: permanent")
-	skErrBang = errors.New("soak: bang")
 	skErrStop = errors.New("soak: stopped by the test")
 )
 
@@ -161,7 +159,7 @@ func skNewCase(seed uint64, p *skProbe, release <-chan struct{}) skCase {
 	st := p.st
 	r := rand.New(rand.NewPCG(seed, 0x50a4))
 	n := 1 + r.IntN(24)
-	tasks := stRandomDAG(r, n, 0.05+0.3*r.Float64())
+	tasks := randomDAG(r, n, 0.05+0.3*r.Float64())
 	// Some jobs run clean and deep, others fail at every step.
 	faultRate := []float64{0, 0.05, 0.15, 0.3, 0.6}[r.IntN(5)]
 	c := skCase{
@@ -335,11 +333,11 @@ func skNewCase(seed uint64, p *skProbe, release <-chan struct{}) skCase {
 					}
 				}
 				if kind == skDoErr {
-					return nil, skErrBoom
+					return nil, errBoom
 				}
 			case skDoPanic:
 				if a%2 == 0 {
-					panic(skErrBang)
+					panic(errBang)
 				}
 				panic("soak: a panic that is not an error")
 			case skDoPermanent:
@@ -486,8 +484,8 @@ func skRunJob(t *testing.T, st *skStats, seed uint64) {
 	}
 	bg.Wait()
 
-	out := stOutcome{Res: res, Err: werr, Events: evs}
-	stCheck(t, c.tasks, c.opts, out)
+	out := outcome{Res: res, Err: werr, Events: evs}
+	checkJob(t, c.tasks, c.opts, out)
 	skCheck(t, st, c, p, out, waited, stopped.Load())
 
 	if pr := job.Progress(); pr.State != res.State || pr.Completed+pr.Failed+pr.Canceled != len(c.tasks) {
@@ -505,8 +503,8 @@ func skRunJob(t *testing.T, st *skStats, seed uint64) {
 	}
 }
 
-// skCheck checks what stCheck does not, and adds the job to the figures.
-func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out stOutcome, waited time.Time, stopped bool) {
+// skCheck checks what checkJob does not, and adds the job to the figures.
+func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out outcome, waited time.Time, stopped bool) {
 	t.Helper()
 	res, evs := out.Res, out.Events
 	p.mu.Lock()
@@ -652,7 +650,7 @@ func skCheck(t *testing.T, st *skStats, c skCase, p *skProbe, out stOutcome, wai
 		}
 		st.abandoned.Add(int64(tr.Abandoned))
 	}
-	// A cancelled job was stopped by the test or by its Timeout, and says
+	// A canceled job was stopped by the test or by its Timeout, and says
 	// which.
 	if res.State == dag.Canceled {
 		switch {
@@ -701,13 +699,13 @@ func skCause(err error) int {
 	case err == nil:
 		return -1
 	case errors.As(err, &pe):
-		if v, ok := pe.Value.(error); (!ok || v != skErrBang) && pe.Value != "soak: a panic that is not an error" {
+		if v, ok := pe.Value.(error); (!ok || v != errBang) && pe.Value != "soak: a panic that is not an error" {
 			return -1
 		}
 		return skDoPanic
 	case errors.Is(err, skErrPerm):
 		return skDoPermanent
-	case errors.Is(err, skErrBoom):
+	case errors.Is(err, errBoom):
 		return skDoErr
 	case errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "timed out after"):
 		return skDoHang // a timeout, whatever the attempt did
@@ -745,7 +743,7 @@ func skHeap() uint64 {
 // Progress pollers and slow event readers, and checks every job as the
 // property test does and more (see the top of the file). At the end the
 // goroutines and the heap must be back near where they started. It logs the
-// figures the README quotes (run with -v to see them).
+// figures docs/reliability.md quotes (run with -v to see them).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak runs hundreds of jobs in real time; skipped with -short")

@@ -46,7 +46,7 @@ type Task struct {
 	DependsOn []string
 
 	// Timeout bounds each attempt, not the task as a whole: 0 means none.
-	// When it passes, the attempt's context is cancelled, the attempt fails
+	// When it passes, the attempt's context is canceled, the attempt fails
 	// with an error matching context.DeadlineExceeded, and the task moves
 	// on at once (to a retry, or to Failed) even if Func ignores its
 	// context. Func's goroutine then runs on until Func returns, and its
@@ -88,10 +88,19 @@ type Task struct {
 // and returns the keys it adds; dag copies the returned map, so Func may
 // reuse it afterwards. A nil map adds nothing.
 //
-// ctx is cancelled when the attempt times out, when the job is cancelled,
+// ctx is canceled when the attempt times out, when the job is canceled,
 // and when another task fails the job; [context.Cause] says which. Func
 // should return promptly then: dag does not wait for it, but its goroutine
 // runs on until it returns.
+//
+// Two attempts of one task can therefore run at once: when an attempt
+// ignores its ctx past the task's Timeout, the task moves on to its next
+// attempt while the late one still runs (its result is discarded). A Func
+// with side effects should stop them when ctx is done, passing ctx to
+// every call that takes one; and where an overlap would still do harm,
+// make the side effect idempotent (a request ID derived from the task, an
+// upsert rather than an insert) or guard it with a lock of its own, shared
+// by the attempts. [TaskInfoFromContext] tells the attempts apart.
 //
 // Returning an error fails the attempt, and the task is retried while
 // retries remain; wrap the error with [backoff.Permanent] to fail the task at
@@ -114,6 +123,14 @@ type TaskInfo struct {
 }
 
 type taskInfoKey struct{}
+
+// ContextWithTaskInfo returns a context, derived from ctx, for which
+// TaskInfoFromContext reports info. Run sets it for every attempt itself;
+// it is exported for executors other than Run, such as the temporal
+// module, so that the same TaskFuncs find their identity there too.
+func ContextWithTaskInfo(ctx context.Context, info TaskInfo) context.Context {
+	return context.WithValue(ctx, taskInfoKey{}, &info)
+}
 
 // TaskInfoFromContext returns the identity of the attempt whose context ctx
 // is, or derives from, and whether there is one.

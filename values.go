@@ -12,6 +12,11 @@ import (
 // not. It stays valid and unchanged after the task ends, and is safe for
 // concurrent use.
 //
+// What a read costs depends on the method: [Values.Get] and [Lookup] read
+// one key and cost the same whatever the size of the job; [Values.Len],
+// [Values.All] and [Values.String] need every key the task sees, and the
+// first of them builds a snapshot of those keys (see Len).
+//
 // The zero Values is empty and ready to use.
 type Values struct {
 	s    *store    // the job's store; nil for ValuesOf and the zero Values
@@ -27,7 +32,8 @@ type snapshot struct {
 }
 
 // ValuesOf returns a Values holding a copy of m, to call a [TaskFunc] in a
-// test.
+// test. It copies m and sorts its keys, once: its Len, All and String cost
+// no more after that.
 func ValuesOf(m map[string]any) Values {
 	m = maps.Clone(m)
 	if m == nil {
@@ -57,11 +63,20 @@ func (v Values) Get(key string) (any, bool) {
 }
 
 // Len returns the number of keys the task can see.
+//
+// The first call of Len, All or String on a task's Values builds a snapshot
+// of what the task sees: it visits every key written to the job context so
+// far, makes for each the check that Get makes, and sorts the keys the task
+// can see. It costs time linear in the job's keys (plus the sort), and
+// memory for the visible keys that lasts as long as the job; later calls on
+// the same task's Values reuse the snapshot. A task that needs a few keys
+// of a large context should Get them rather than range over All.
 func (v Values) Len() int {
 	return len(v.snapshot().keys)
 }
 
-// All yields every key the task can see and its value, sorted by key.
+// All yields every key the task can see and its value, sorted by key. Its
+// first call builds the snapshot that Len describes.
 func (v Values) All() iter.Seq2[string, any] {
 	return func(yield func(string, any) bool) {
 		s := v.snapshot()
@@ -83,7 +98,8 @@ func (v Values) snapshot() *snapshot {
 	return &snapshot{}
 }
 
-// String formats the values as a sorted map, for debugging.
+// String formats the values as a sorted map, for debugging. Its first call
+// builds the snapshot that Len describes.
 func (v Values) String() string {
 	return fmt.Sprint(v.snapshot().m)
 }

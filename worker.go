@@ -38,6 +38,8 @@ type worker struct {
 	local   int32
 	started int64 // the attempt's start, as a node time
 	first   int64 // the task's first attempt's start, as a node time
+	// reusable says that the Expand it runs may have its tasks restored.
+	reusable bool
 	// out is where the worker copies each output, reused across attempts.
 	// Only the worker's goroutine uses it.
 	out []kv
@@ -103,8 +105,9 @@ func (s *scheduler) start(w *worker, id int32) {
 	}
 	w.id, w.att, w.timedOut = id, n.attempts, false
 	w.fn, w.timeout, w.expand = r.fn, r.timeout, nil
+	w.reusable = false
 	if n.kind == kindExpand {
-		w.expand = r.extra.expand
+		w.expand, w.reusable = r.extra.expand, r.extra.reusable
 	}
 	w.parent = s.groupOf(id).ctx
 	w.actx = s.newAttemptCtx()
@@ -232,7 +235,16 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
 		o.out, o.children, o.err = nil, nil, timeoutErr // too late: the result is discarded
 	}
-	if o.err != nil {
+	if o.err == nil && w.expand != nil && s.ck != nil && s.resume != nil {
+		// The tasks this Expand returned that the checkpoint holds but this
+		// run will not restore are marked before any of them runs.
+		if g, err := buildScope(o.children, name+"/", true); err == nil {
+			if err := s.ck.forget(staleRecords(g, s.resume, w.reusable)); err != nil {
+				o.children, o.err, o.permanent, o.store = nil, err, true, true
+			}
+		}
+	}
+	if o.err != nil && !o.store {
 		// Outside the lock: this runs the error's own methods.
 		o.err, o.permanent, o.skip = classify(o.err)
 	} else if s.ck != nil && w.expand == nil {
@@ -259,7 +271,7 @@ func (s *scheduler) save(w *worker, name string, out map[string]any) (err error,
 		if errors.Is(err, ErrNotSerializable) {
 			return err, true, false, 0
 		}
-		return fmt.Errorf("dag: saving task %s in the checkpoint of %s failed: %w", quote(name), s.jobName(), err), true, true, 0
+		return wrap(err, "dag: saving task %s in the checkpoint of %s failed", quote(name), s.jobName()), true, true, 0
 	}
 	return nil, false, false, finished
 }

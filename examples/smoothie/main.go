@@ -1,14 +1,19 @@
 // Command smoothie runs the smoothie job of Daguerreo's README with dag:
 // dice a banana and a mango in parallel, blend them with the liquids, and
-// garnish the smoothie if that works out. It prints every event and the
-// final job context.
+// garnish the smoothie if that works out. It logs every event, then prints
+// the final job context and the job as a Mermaid flowchart with each task's
+// state.
 //
 //	go run ./examples/smoothie
+//	go run ./examples/smoothie -mermaid               # only the flowchart
+//	go run ./examples/smoothie -mermaid -sugar=false  # the garnish fails, and the job goes on
+//	go run ./examples/smoothie -fruit banana          # no mango: the job fails
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -28,7 +33,7 @@ func shuffle(s string) string {
 	return string(b)
 }
 
-// work pretends to take some time, and stops early if the job is cancelled.
+// work pretends to take some time, and stops early if the job is canceled.
 func work(ctx context.Context, d time.Duration) error {
 	select {
 	case <-time.After(d):
@@ -78,10 +83,18 @@ func garnish(ctx context.Context, in dag.Values) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sugar, _ := dag.Lookup[bool](in, "sugar"); !sugar {
+		return nil, errors.New("no sugar in the kitchen")
+	}
 	return map[string]any{"smoothie": "sugar + " + s}, nil
 }
 
 func main() {
+	fruit := flag.String("fruit", "banana,mango", "the fruit in the kitchen, separated by commas")
+	sugar := flag.Bool("sugar", true, "whether there is sugar in the kitchen")
+	mermaid := flag.Bool("mermaid", false, "print only the job as a Mermaid flowchart, with its final states")
+	flag.Parse()
+
 	tasks := []dag.Task{
 		{Name: "dice-banana", Func: dice("banana", "diced-banana")},
 		{Name: "dice-mango", Func: dice("mango", "diced-mango")},
@@ -90,36 +103,41 @@ func main() {
 		{Name: "garnish", Func: garnish, DependsOn: []string{"blend"}, ContinueOnFailure: true},
 	}
 
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	events := make(chan dag.Event)
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		for e := range events {
-			dag.LogEvent(logger, e)
-		}
-	}()
-
-	job, err := dag.Run(context.Background(), tasks, dag.Options{
+	opts := dag.Options{
 		Name: "smoothie",
 		Context: map[string]any{
-			"fruit":   []string{"banana", "mango"},
+			"fruit":   strings.Split(*fruit, ","),
 			"liquids": []string{"coconut-milk", "water"},
+			"sugar":   *sugar,
 		},
 		Timeout: 3 * time.Second,
-		Events:  events,
-	})
+	}
+	if !*mermaid {
+		// Every record is written before Wait returns.
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	job, err := dag.Run(context.Background(), tasks, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	res, err := job.Wait()
-	<-logged // Wait does not wait for the log
 
-	fmt.Println()
-	fmt.Println("job", res.State)
-	for _, k := range slices.Sorted(maps.Keys(res.Context)) {
-		fmt.Printf("  %s: %v\n", k, res.Context[k])
+	if !*mermaid {
+		fmt.Println()
+		fmt.Println("job", res.State)
+		for _, k := range slices.Sorted(maps.Keys(res.Context)) {
+			fmt.Printf("  %s: %v\n", k, res.Context[k])
+		}
+		fmt.Println()
+		fmt.Println("```mermaid")
+	}
+	if err := dag.WriteMermaid(os.Stdout, tasks, &res); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if !*mermaid {
+		fmt.Println("```")
 	}
 	var te *dag.TaskError
 	if errors.As(err, &te) {

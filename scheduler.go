@@ -318,7 +318,7 @@ func (s *scheduler) groupOf(id int32) *groupRun {
 
 // tick reads the clock for the transitions about to be made. It reads
 // only the monotonic clock, half the cost of time.Now. s.mu is held.
-func (s *scheduler) tick() { s.clock = time.Since(s.t0) }
+func (s *scheduler) tick() { s.clock = max(s.clock, time.Since(s.t0)) }
 
 // stamp returns s.clock as a node time. s.mu is held.
 func (s *scheduler) stamp() int64 { return int64(s.clock) + 1 }

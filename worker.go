@@ -345,11 +345,16 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 			kvs = append(kvs, kv{k, v})
 		}
 	}
+	// Read the clock, and whether the job's context has ended, before
+	// taking the lock: the less done under it, the less the workers of a
+	// wide job wait for each other.
+	now := time.Since(s.t0)
+	ctxEnded := s.ctx.Err() != nil
 	// No defer on this path, which every attempt takes: the user code that
 	// runs under the lock recovers its own panics, and any other panic here
 	// ends the program, with or without the lock held.
 	s.mu.Lock()
-	next := s.record(w, o, kvs, alive)
+	next := s.record(w, o, kvs, alive, now, ctxEnded)
 	s.mu.Unlock()
 	if len(kvs) > 0 {
 		clear(kvs) // keep no reference to the values
@@ -359,14 +364,17 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 }
 
 // record records the outcome of w's attempt, whose output was copied to
-// kvs, and says what w does next. s.mu is held.
-func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool) afterAttempt {
-	// Read the clock under the lock, so that event times never go back.
-	s.tick()
-	if s.state == Running && s.ctx.Err() != nil {
+// kvs, and says what w does next. now is the clock after the attempt, and
+// ctxEnded whether the job's context had ended then. s.mu is held.
+func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.Duration, ctxEnded bool) afterAttempt {
+	// Another worker may have read a later clock and taken the lock first:
+	// event times never go back.
+	s.clock = max(s.clock, now)
+	if ctxEnded && s.state == Running {
 		// The job's context ended and the watch has not run yet: stop
 		// first, so that an attempt failing because of it is not taken for
-		// a failure of the task.
+		// a failure of the task. (A context that ends after the attempt
+		// returned cannot have failed it.)
 		s.contextEnded()
 	}
 	s.checkGroups(w.id)

@@ -1,14 +1,27 @@
 package dag_test
 
-// Benchmarks of the scheduler's overhead, beside a minimal hand-written
-// executor (the floor), on four DAG shapes of fixed seeds:
+// Benchmarks of the scheduler's overhead, beside two hand-written
+// executors, on DAG shapes of fixed seeds:
 //
-//	go test -run '^$' -bench . -benchmem
+//   - the fair floor (fairFloor): Kahn's algorithm over atomic counters on
+//     an integer graph built beforehand, a fixed set of workers, each
+//     running the first successor it makes ready; the reference of
+//     BenchmarkFair and TestFairTable;
+//   - the name-resolving floor (floor): it resolves the tasks' names as dag
+//     does, and hands every ready task through a channel; the reference
+//     of BenchmarkOverhead and TestPerfTable.
 //
-// Every benchmark reports ns/task, allocs/task and B/task. TestPerfTable,
-// behind -dag.perf, runs them all and prints the table of
-// docs/performance.md with the ratios to the floor measured in the same
-// run:
+//	go test -run '^$' -bench . -benchmem -cpu 2
+//
+// Every benchmark reports ns/task, cpu-ns/task, allocs/task and B/task.
+// TestFairTable, behind -dag.fair=N, runs BenchmarkFair's cases N rounds,
+// interleaved, and prints dag's ratios to the fair floor, each measured
+// within one round (the table of docs/performance.md):
+//
+//	go test -run TestFairTable -dag.fair=3 -v -timeout 60m
+//
+// TestPerfTable, behind -dag.perf, runs BenchmarkOverhead's cases at
+// 1,000, 10,000 and 100,000 tasks beside the name-resolving floor:
 //
 //	go test -run TestPerfTable -dag.perf -v -timeout 30m
 //

@@ -76,8 +76,6 @@ type gnode struct {
 func (g *graph) depsOf(i int32) []int32 { return g.deps[g.depOff[i]:g.depOff[i+1]] }
 func (g *graph) outsOf(i int32) []int32 { return g.outs[g.outOff[i]:g.outOff[i+1]] }
 
-// flatNode is a node while the graph is built: its declaration, and the
-// prefix that its dependencies' names are relative to.
 // build validates tasks and returns their graph, for a job's own tasks.
 func build(tasks []Task) (*graph, error) { return buildScope(tasks, "", false) }
 

@@ -28,10 +28,10 @@ import (
 //
 // Workers are started lazily, up to MaxParallel, when a task becomes ready
 // and no worker is free; a worker that finds no task ready parks until one
-// is, and ends when the job stops or ends. Only tasks
-// that can run take a worker: a task waiting for its dependencies or for a
-// retry delay, a skipped task and a group hold none, so no configuration of
-// MaxParallel can deadlock.
+// is, and ends when the job stops or ends. Only tasks that can run take a
+// worker: a task waiting for its dependencies or for a retry delay, a
+// skipped task and a group hold none, so no configuration of MaxParallel
+// can deadlock.
 
 // abandonGrace is how long a stopping job waits for running attempts to
 // return after their context is canceled. Well-behaved Funcs return well

@@ -3,6 +3,7 @@ package dag
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -71,13 +72,15 @@ type checkpoint struct {
 func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	ck := &checkpoint{store: opts.Checkpoint, job: opts.Name, ctx: context.WithoutCancel(ctx)}
 	if l, ok := opts.Checkpoint.(Locker); ok {
-		unlock, err := l.Lock(ctx, opts.Name)
+		var unlock func() error
+		err := recovered("Lock", func() (err error) { unlock, err = l.Lock(ctx, opts.Name); return err })
 		if err != nil {
 			return nil, wrap(err, "dag: job %s: cannot lock its checkpoint", quote(opts.Name))
 		}
 		ck.unlock = unlock
 	}
-	res, err := opts.Checkpoint.Load(ctx, opts.Name)
+	var res *Result
+	err := recovered("Load", func() (err error) { res, err = opts.Checkpoint.Load(ctx, opts.Name); return err })
 	switch {
 	case errors.Is(err, ErrNoCheckpoint):
 	case err != nil:
@@ -95,7 +98,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 
 // save records a completed task in the store.
 func (c *checkpoint) save(task string, r TaskResult) error {
-	return c.store.Save(c.ctx, c.job, task, r)
+	return recovered("Save", func() error { return c.store.Save(c.ctx, c.job, task, r) })
 }
 
 // release releases the job's lock, if it holds one.
@@ -113,7 +116,7 @@ func (c *checkpoint) release() {
 func (c *checkpoint) finish(completed bool, werr *error, done chan struct{}) {
 	defer close(done)
 	if completed {
-		if err := c.store.Clear(c.ctx, c.job); err != nil {
+		if err := recovered("Clear", func() error { return c.store.Clear(c.ctx, c.job) }); err != nil {
 			*werr = wrap(err, "dag: job %s completed, but its checkpoint could not be cleared, and its next Run would restore every task; clear it", quote(c.job))
 		}
 	}
@@ -257,7 +260,7 @@ func (c *checkpoint) keep(restored []string, saved map[string]*TaskResult) error
 	errs := make([]error, len(restored))
 	var wg sync.WaitGroup
 	for i, name := range restored {
-		wg.Go(func() { errs[i] = c.store.Save(c.ctx, c.job, name, *saved[name]) })
+		wg.Go(func() { errs[i] = c.save(name, *saved[name]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -276,7 +279,7 @@ func (c *checkpoint) forget(stale []string) error {
 	var wg sync.WaitGroup
 	for i, name := range stale {
 		wg.Go(func() {
-			errs[i] = c.store.Save(c.ctx, c.job, name, TaskResult{State: Pending})
+			errs[i] = c.save(name, TaskResult{State: Pending})
 		})
 	}
 	wg.Wait()
@@ -284,4 +287,16 @@ func (c *checkpoint) forget(stale []string) error {
 		return wrap(err, "dag: job %s: cannot mark in its checkpoint the tasks that run again", quote(c.job))
 	}
 	return nil
+}
+
+// recovered calls fn, a method of the store, turning a panic into an
+// error: a store is user code, and a bug in it must not take the process
+// down.
+func recovered(method string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("dag: the checkpoint store's %s panicked: %w", method, newPanicError(r))
+		}
+	}()
+	return fn()
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,5 +276,21 @@ func TestReviewResumeWithCheckpointSavesRestored(t *testing.T) {
 	}
 	if n := aRuns.Load(); n != 1 {
 		t.Errorf("a ran %d times; want 1 (it completed in the first run, and was restored in the second)", n)
+	}
+}
+
+// TestStorePanicFailsJob: a checkpoint store that panics fails the job
+// with an error; it does not take the process down.
+func TestStorePanicFailsJob(t *testing.T) {
+	t.Parallel()
+	st := &memStore{onSave: func(task string) { panic("store bug") }}
+	job, err := dag.Run(t.Context(), []dag.Task{{Name: "a", Func: succeed(map[string]any{"a": 1})}}, dag.Options{Name: "panicky", Checkpoint: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := job.Wait()
+	var pe *dag.PanicError
+	if res.State != dag.Failed || !errors.As(err, &pe) || !strings.Contains(err.Error(), "Save panicked") {
+		t.Errorf("job %v, Wait() = %v; want Failed with the store's panic", res.State, err)
 	}
 }

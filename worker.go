@@ -187,7 +187,9 @@ func (s *scheduler) attempt(w *worker) bool {
 	if o.err != nil && !o.store {
 		// Outside the lock: this runs the error's own methods.
 		o.err, o.permanent, o.skip = classify(o.err)
-	} else if s.ck != nil && w.expand == nil {
+	} else if s.ck != nil && w.expand == nil && w.parent.Err() == nil {
+		// (An attempt whose job or group stopped while it ran ends
+		// Canceled: it is not saved.)
 		o.err, o.permanent, o.store, o.finished = s.save(w, name, o.out)
 	}
 	return s.finish(w, o, true)

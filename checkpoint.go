@@ -3,6 +3,7 @@ package dag
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -61,6 +62,9 @@ type checkpoint struct {
 	ctx    context.Context // for the store's calls: Run's, without its cancellation
 	unlock func() error    // nil if the store does not lock
 	resume *Result         // the loaded checkpoint; nil if there was none
+	// fromStore says that the run resumes from the store's checkpoint; else
+	// from Options.Resume, whose restored tasks the store does not hold.
+	fromStore bool
 }
 
 // openCheckpoint locks the job in the store, if it can, and loads its
@@ -68,20 +72,22 @@ type checkpoint struct {
 func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 	ck := &checkpoint{store: opts.Checkpoint, job: opts.Name, ctx: context.WithoutCancel(ctx)}
 	if l, ok := opts.Checkpoint.(Locker); ok {
-		unlock, err := l.Lock(ctx, opts.Name)
+		var unlock func() error
+		err := recovered("Lock", func() (err error) { unlock, err = l.Lock(ctx, opts.Name); return err })
 		if err != nil {
 			return nil, wrap(err, "dag: job %s: cannot lock its checkpoint", quote(opts.Name))
 		}
 		ck.unlock = unlock
 	}
-	res, err := opts.Checkpoint.Load(ctx, opts.Name)
+	var res *Result
+	err := recovered("Load", func() (err error) { res, err = opts.Checkpoint.Load(ctx, opts.Name); return err })
 	switch {
 	case errors.Is(err, ErrNoCheckpoint):
 	case err != nil:
 		ck.release()
 		return nil, wrap(err, "dag: job %s: cannot load its checkpoint", quote(opts.Name))
 	default:
-		ck.resume = res
+		ck.resume, ck.fromStore = res, true
 	}
 	if err := checkContext(opts.Context); err != nil {
 		ck.release()
@@ -92,7 +98,7 @@ func openCheckpoint(ctx context.Context, opts Options) (*checkpoint, error) {
 
 // save records a completed task in the store.
 func (c *checkpoint) save(task string, r TaskResult) error {
-	return c.store.Save(c.ctx, c.job, task, r)
+	return recovered("Save", func() error { return c.store.Save(c.ctx, c.job, task, r) })
 }
 
 // release releases the job's lock, if it holds one.
@@ -110,7 +116,7 @@ func (c *checkpoint) release() {
 func (c *checkpoint) finish(completed bool, werr *error, done chan struct{}) {
 	defer close(done)
 	if completed {
-		if err := c.store.Clear(c.ctx, c.job); err != nil {
+		if err := recovered("Clear", func() error { return c.store.Clear(c.ctx, c.job) }); err != nil {
 			*werr = wrap(err, "dag: job %s completed, but its checkpoint could not be cleared, and its next Run would restore every task; clear it", quote(c.job))
 		}
 	}
@@ -134,13 +140,11 @@ func checkContext(m map[string]any) error {
 // an Expand returned (reusable when the Expand's own dependencies were
 // restored). Such a record was computed from inputs that are about to
 // change: if it stayed, a crash after one of its dependencies saved a new
-// result would let the next run restore it. A task is counted restorable
-// only if it is sure to be restored; an Expand's dependents are not, since
-// its tasks are known only when it runs (and they are checked then).
-func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []string {
-	if len(saved) == 0 {
-		return nil
-	}
+// result would let the next run restore it. It also returns the tasks that
+// will be restored, and whether all of g will be. An Expand is counted as
+// restorable when its dependencies are: whether its tasks are is known only
+// when it runs, and checked then (see downstream).
+func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) (stale, restored []string, all bool) {
 	n := len(g.nodes)
 	// Kahn's algorithm gives an order in which dependencies come first.
 	pending := make([]int32, n)
@@ -158,8 +162,8 @@ func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []strin
 		}
 	}
 	restorable := make([]bool, n)
-	var stale []string
 	var lostScopes []string // Expands whose tasks cannot be restored
+	all = reusable
 	for _, i := range order {
 		ok := reusable
 		for _, d := range g.depsOf(i) {
@@ -168,12 +172,17 @@ func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []strin
 		name := g.names[i]
 		switch g.nodes[i].kind {
 		case kindFunc:
-			tr, saved := saved[name]
-			restorable[i] = ok && saved && tr.State == Completed
-			if saved && !restorable[i] {
+			tr, isSaved := saved[name]
+			restorable[i] = ok && isSaved && tr.State == Completed
+			switch {
+			case restorable[i]:
+				restored = append(restored, name)
+			case isSaved && tr.State == Completed:
 				stale = append(stale, name)
 			}
+			all = all && restorable[i]
 		case kindExpand:
+			restorable[i] = ok
 			if !ok {
 				lostScopes = append(lostScopes, name+"/")
 			}
@@ -181,29 +190,96 @@ func staleRecords(g *graph, saved map[string]*TaskResult, reusable bool) []strin
 			restorable[i] = ok
 		}
 	}
-	if len(lostScopes) > 0 {
-		for name := range saved {
-			for _, p := range lostScopes {
-				if strings.HasPrefix(name, p) {
-					stale = append(stale, name)
-					break
+	stale = append(stale, underScopes(saved, lostScopes)...)
+	slices.Sort(stale)
+	return stale, restored, all
+}
+
+// underScopes returns the Completed records of saved whose names start
+// with one of prefixes: the tasks of Expands that will not be restored.
+func underScopes(saved map[string]*TaskResult, prefixes []string) []string {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	var names []string
+	for name, tr := range saved {
+		if tr.State != Completed {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	return names
+}
+
+// downstream returns the Completed records of saved for every task after
+// node e of scope sc: its dependents, directly or not, in sc, then those
+// of the Expand that made sc in its own scope, and so on up to the job's.
+// They become stale when e's tasks are not all restored. The scopes' graphs
+// never change once made, so this reads no state guarded by the job's lock.
+func downstream(sc *scope, e int32, saved map[string]*TaskResult) []string {
+	var names, prefixes []string
+	for ; sc != nil; e, sc = sc.owner, sc.parent {
+		seen := map[int32]bool{e: true}
+		stack := []int32{e}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, o := range sc.g.outsOf(x) {
+				if seen[o] {
+					continue
+				}
+				seen[o] = true
+				stack = append(stack, o)
+				name := sc.g.names[o]
+				switch sc.g.nodes[o].kind {
+				case kindFunc:
+					if tr, ok := saved[name]; ok && tr.State == Completed {
+						names = append(names, name)
+					}
+				case kindExpand:
+					prefixes = append(prefixes, name+"/")
 				}
 			}
 		}
 	}
-	slices.Sort(stale)
-	return stale
+	return append(names, underScopes(saved, prefixes)...)
+}
+
+// keep saves again, in the store, the results of the tasks that this run
+// restores from Options.Resume rather than from the store, so that a crash
+// does not lose them. Saved together, they share the store's syncs.
+func (c *checkpoint) keep(restored []string, saved map[string]*TaskResult) error {
+	if c.fromStore || len(restored) == 0 {
+		return nil
+	}
+	errs := make([]error, len(restored))
+	var wg sync.WaitGroup
+	for i, name := range restored {
+		wg.Go(func() { errs[i] = c.save(name, *saved[name]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wrap(err, "dag: job %s: cannot save in its checkpoint the tasks it restores", quote(c.job))
+	}
+	return nil
 }
 
 // forget records, before anything runs, that the stale tasks are no longer
 // completed: a later Save of a task wins over an earlier one. The Saves run
 // together, so that a store with group commit syncs them at once.
 func (c *checkpoint) forget(stale []string) error {
+	slices.Sort(stale)
+	stale = slices.Compact(stale)
 	errs := make([]error, len(stale))
 	var wg sync.WaitGroup
 	for i, name := range stale {
 		wg.Go(func() {
-			errs[i] = c.store.Save(c.ctx, c.job, name, TaskResult{State: Pending})
+			errs[i] = c.save(name, TaskResult{State: Pending})
 		})
 	}
 	wg.Wait()
@@ -211,4 +287,16 @@ func (c *checkpoint) forget(stale []string) error {
 		return wrap(err, "dag: job %s: cannot mark in its checkpoint the tasks that run again", quote(c.job))
 	}
 	return nil
+}
+
+// recovered calls fn, a method of the store, turning a panic into an
+// error: a store is user code, and a bug in it must not take the process
+// down.
+func recovered(method string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("dag: the checkpoint store's %s panicked: %w", method, newPanicError(r))
+		}
+	}()
+	return fn()
 }

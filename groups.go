@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -270,7 +271,7 @@ func (s *scheduler) groupFailure(grp *groupRun) (error, *TaskError) {
 func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 	grp.stopped = true
 	grp.close(cause)
-	var canceled []int32
+	var canceled, groups []int32
 	s.members(grp, func(id int32) {
 		n := &s.nodes[id]
 		if n.state.Final() {
@@ -286,10 +287,21 @@ func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 				x.group.close(cause)
 			}
 		}
+		if x := s.refs[id].extra; n.kind == kindOpen || (x != nil && x.group != nil) {
+			groups = append(groups, id)
+			return
+		}
 		n.finished = s.stamp()
 		s.transition(id, Canceled, n.attempts, nil)
 		canceled = append(canceled, id)
 	})
+	// A group's event comes after its tasks': inner groups first.
+	for _, id := range slices.Backward(groups) {
+		n := &s.nodes[id]
+		n.finished = s.stamp()
+		s.transition(id, Canceled, n.attempts, nil)
+		canceled = append(canceled, id)
+	}
 	for _, w := range s.running {
 		if !w.detached && !w.timedOut && s.nodes[w.id].state == Canceled {
 			s.graceFor(w, w.att)

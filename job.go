@@ -123,12 +123,20 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 			return nil, err
 		}
 		if ck.resume != nil {
+			// A checkpoint in the store wins over Options.Resume.
 			opts.Resume = ck.resume
-			saved := make(map[string]*TaskResult, len(ck.resume.Tasks))
-			for name, tr := range ck.resume.Tasks {
+		}
+		if opts.Resume != nil {
+			saved := make(map[string]*TaskResult, len(opts.Resume.Tasks))
+			for name, tr := range opts.Resume.Tasks {
 				saved[name] = &tr
 			}
-			if err := ck.forget(staleRecords(g, saved, true)); err != nil {
+			stale, restored, _ := staleRecords(g, saved, true)
+			err := ck.forget(stale)
+			if err == nil {
+				err = ck.keep(restored, saved)
+			}
+			if err != nil {
 				ck.release()
 				if opts.Events != nil {
 					closeEvents(opts.Events)

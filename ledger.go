@@ -105,7 +105,13 @@ func (l *Ledger) Put(task string, out map[string]any) error {
 	if lt.private {
 		owner := lt.sc.parent.g.names[lt.sc.owner]
 		m := l.gather[owner]
+		if m == nil || m.outs[lt.local] != nil {
+			return fmt.Errorf("dag: the ledger has task %s's output already; put each task's output once", quote(task))
+		}
 		m.outs[lt.local] = copyMap(out)
+		if m.outs[lt.local] == nil {
+			m.outs[lt.local] = map[string]any{}
+		}
 		if m.left--; m.left > 0 {
 			return nil
 		}

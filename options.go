@@ -87,7 +87,9 @@ type Options struct {
 	// A task that Completed there, and whose dependencies are all restored
 	// too, is restored without running: its output goes back into the job
 	// context, and it moves Pending -> Completed with Attempt 0. Every other
-	// task runs, with a fresh retry budget.
+	// task runs, with a fresh retry budget. With a Checkpoint, a checkpoint
+	// in the store wins over Resume; otherwise the tasks Resume restores are
+	// saved into the store before anything runs.
 	Resume *Result
 
 	// Checkpoint, if not nil, records every task that completes, so that a
@@ -95,7 +97,9 @@ type Options struct {
 	// loads the job's checkpoint (by Name, which must then be set) and
 	// resumes from it, saves each completed task before any task that
 	// depends on it starts, and clears the checkpoint when the job
-	// completes. See [Store] and [FileStore].
+	// completes. The lock is released, and the checkpoint cleared, when Wait
+	// returns (the job's final event may be read just before): start the
+	// job's next Run after Wait. See [Store] and [FileStore].
 	Checkpoint Store
 }
 

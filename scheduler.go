@@ -676,6 +676,10 @@ func (s *scheduler) stop(state State, err error) {
 	s.state, s.err = state, err
 	s.root.stopped = true
 	s.cancel(err)
+	// Tasks first, in declaration order, then the groups, inner ones
+	// (numbered after the groups they are in) first: a group's event comes
+	// after its tasks'.
+	var groups []int32
 	for i := range s.nodes {
 		n := &s.nodes[i]
 		if n.state.Final() {
@@ -690,8 +694,17 @@ func (s *scheduler) stop(state State, err error) {
 				x.group.close(err)
 			}
 		}
+		if x := s.refs[i].extra; n.kind == kindOpen || (x != nil && x.group != nil) {
+			groups = append(groups, int32(i))
+			continue
+		}
 		n.finished = s.stamp()
 		s.transition(int32(i), Canceled, n.attempts, nil)
+	}
+	for _, id := range slices.Backward(groups) {
+		n := &s.nodes[id]
+		n.finished = s.stamp()
+		s.transition(id, Canceled, n.attempts, nil)
 	}
 	s.clearReady()
 	s.decide = s.decide[:0]

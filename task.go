@@ -51,7 +51,9 @@ type Task struct {
 	// on at once (to a retry, or to Failed) even if Func ignores its
 	// context. Func's goroutine then runs on until Func returns, and its
 	// result is discarded; it keeps its worker for a grace period of 20 ms,
-	// and is then counted in TaskResult.Abandoned while it runs.
+	// and is then counted in TaskResult.Abandoned while it runs. Once Func
+	// has returned in time the deadline no longer applies: saving the
+	// output in Options.Checkpoint is not part of the attempt's time.
 	Timeout time.Duration
 
 	// MaxRetries is how many times a failed attempt is retried, after the

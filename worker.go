@@ -203,6 +203,7 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	*w.actx = attemptCtx{Context: w.parent, info: TaskInfo{Job: s.opts.Name, Task: name, Attempt: int(att), Started: s.timeOf(w.started)}}
 	var ctx context.Context = w.actx
 	var timeoutErr error
+	disarm := func() {}
 	if timeout > 0 {
 		timeoutErr = &wrapError{
 			msg: fmt.Sprintf("dag: task %s timed out after %v: %v", quote(name), timeout, context.DeadlineExceeded),
@@ -212,7 +213,15 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, timeoutErr)
 		defer cancel()
 		actx := ctx
-		defer context.AfterFunc(ctx, func() { s.expire(w, id, att, actx, timeoutErr) })()
+		stopExpire := context.AfterFunc(ctx, func() { s.expire(w, id, att, actx, timeoutErr) })
+		defer stopExpire()
+		// Once Func has returned in time, the deadline no longer applies:
+		// a slow checkpoint Save must not fail an attempt that succeeded.
+		disarm = func() {
+			if stopExpire() {
+				cancel()
+			}
+		}
 	}
 
 	returned := false
@@ -232,6 +241,7 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 		o.out, o.err = call(ctx, w.fn, in)
 	}
 	returned = true
+	disarm()
 	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
 		o.out, o.children, o.err = nil, nil, timeoutErr // too late: the result is discarded
 	}
@@ -239,7 +249,17 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 		// The tasks this Expand returned that the checkpoint holds but this
 		// run will not restore are marked before any of them runs.
 		if g, err := buildScope(o.children, name+"/", true); err == nil {
-			if err := s.ck.forget(staleRecords(g, s.resume, w.reusable)); err != nil {
+			stale, restored, all := staleRecords(g, s.resume, w.reusable)
+			if !all {
+				// Some of its tasks run again: what comes after the
+				// Expand will not be restored either.
+				stale = append(stale, downstream(w.sc, w.local, s.resume)...)
+			}
+			err := s.ck.forget(stale)
+			if err == nil {
+				err = s.ck.keep(restored, s.resume)
+			}
+			if err != nil {
 				o.children, o.err, o.permanent, o.store = nil, err, true, true
 			}
 		}
@@ -247,7 +267,9 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	if o.err != nil && !o.store {
 		// Outside the lock: this runs the error's own methods.
 		o.err, o.permanent, o.skip = classify(o.err)
-	} else if s.ck != nil && w.expand == nil {
+	} else if s.ck != nil && w.expand == nil && w.parent.Err() == nil {
+		// (An attempt whose job or group stopped while it ran ends
+		// Canceled: it is not saved.)
 		o.err, o.permanent, o.store, o.finished = s.save(w, name, o.out)
 	}
 	return s.finish(w, o, true)

@@ -88,6 +88,7 @@ type TaskError struct {
 	Err error
 }
 
+// Error says which task failed, after how many attempts, and why.
 func (e *TaskError) Error() string {
 	job := ""
 	if e.Job != "" {

@@ -83,6 +83,7 @@ type scheduler struct {
 	err       error          // guarded by mu: why the job failed or was canceled
 	grace     *time.Timer    // guarded by mu: ends the abandon grace period
 	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
+	saving    int            // guarded by mu: checkpoint Saves running (see deferSave)
 	actxs     []attemptCtx   // guarded by mu: attempt contexts not handed out yet
 	kvs       []kv           // guarded by mu: the chunk that keepOut copies outputs to
 }
@@ -733,7 +734,7 @@ func (s *scheduler) abandonAll() {
 // maybeEnd ends the job if every task has ended and no worker runs. s.mu
 // is held.
 func (s *scheduler) maybeEnd() {
-	if s.remaining > 0 || len(s.running) > 0 || s.ended || len(s.decide) > 0 {
+	if s.remaining > 0 || len(s.running) > 0 || s.ended || len(s.decide) > 0 || s.saving > 0 {
 		return
 	}
 	s.ended = true

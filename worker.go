@@ -192,6 +192,7 @@ type outcome struct {
 	skip      bool  // err is, or wraps, ErrSkip
 	store     bool  // err is the checkpoint store's: it fails the job
 	finished  int64 // when a checkpointed task's result was saved, as a node time
+	save      bool  // the attempt succeeded and its output goes to the checkpoint
 }
 
 // attempt runs w's attempt, records its outcome and says what w does next.
@@ -270,32 +271,63 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	} else if s.ck != nil && w.expand == nil && w.parent.Err() == nil {
 		// (An attempt whose job or group stopped while it ran ends
 		// Canceled: it is not saved.)
-		o.err, o.permanent, o.store, o.finished = s.save(w, name, o.out)
+		o.save = true
 	}
 	return s.finish(w, o, true)
 }
 
-// save records a completed attempt's output in the checkpoint before its
-// dependents can start: a task never consumes an output that a crash could
-// lose. It runs on the worker, outside the lock. A value the store cannot
-// encode fails the task for good; any other error of the store fails the
-// job (permanent, with the store's error wrapped).
-func (s *scheduler) save(w *worker, name string, out map[string]any) (err error, permanent, storeFailed bool, finished int64) {
-	finished = int64(time.Since(s.t0)) + 1
+// deferSave starts saving the output of task id's attempt att, which
+// succeeded, in the checkpoint. The task stays Running, holding no worker,
+// until the Save returns: its dependents cannot start before then, so no
+// task ever consumes an output that a crash could lose, while the worker
+// goes on to the next ready task (and Saves that overlap share the store's
+// syncs). The job does not end while a Save runs. s.mu is held.
+func (s *scheduler) deferSave(id, att int32, kvs []kv) {
+	out := append([]kv(nil), kvs...)
+	finished := s.stamp()
 	tr := TaskResult{
 		State:    Completed,
-		Attempts: int(w.att),
-		Started:  s.timeOf(w.first),
+		Attempts: int(att),
+		Started:  s.timeOf(s.nodes[id].started),
 		Finished: s.timeOf(finished),
-		Output:   copyMap(out),
+		Output:   kvMap(out),
 	}
-	if err := s.ck.save(name, tr); err != nil {
-		if errors.Is(err, ErrNotSerializable) {
-			return err, true, false, 0
+	name := s.name(id)
+	s.saving++
+	go s.saveThenComplete(id, att, name, out, tr, finished)
+}
+
+// saveThenComplete saves a completed attempt (see deferSave), then records
+// it. A value the store cannot encode fails the task for good; any other
+// error of the store fails the job, with the store's error wrapped.
+func (s *scheduler) saveThenComplete(id, att int32, name string, out []kv, tr TaskResult, finished int64) {
+	err := s.ck.save(name, tr)
+	storeFailed := false
+	if err != nil && !errors.Is(err, ErrNotSerializable) {
+		err = wrap(err, "dag: saving task %s in the checkpoint of %s failed", quote(name), s.jobName())
+		storeFailed = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saving--
+	s.tick()
+	n := &s.nodes[id]
+	if n.state == Running && n.attempts == att && s.state == Running {
+		switch {
+		case storeFailed:
+			s.extraOf(id).err = err
+			n.finished = s.stamp()
+			s.transition(id, Failed, att, err)
+			s.stop(Failed, &TaskError{Job: s.opts.Name, Task: name, Attempts: int(att), Err: err})
+		case err != nil:
+			s.failed(id, att, err)
+		default:
+			s.completed(id, att, out, finished)
 		}
-		return wrap(err, "dag: saving task %s in the checkpoint of %s failed", quote(name), s.jobName()), true, true, 0
+		s.settle()
+		s.spawn()
 	}
-	return nil, false, false, finished
+	s.maybeEnd()
 }
 
 // copyMap copies m, nil for an empty map.
@@ -429,6 +461,8 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 		}
 	case n.kind == kindExpand:
 		s.expanded(w.id, w.att, o.children)
+	case o.save:
+		s.deferSave(w.id, w.att, kvs)
 	default:
 		s.completed(w.id, w.att, kvs, o.finished)
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"weak"
 )
 
 // newEventSink returns the queue the job pushes its events to, nil if it
@@ -121,55 +122,50 @@ func LogEvent(logger *slog.Logger, e Event) {
 // to a closed channel are recovered and dropped (see Options.Events), so a
 // second job would log nothing and say nothing.
 //
-// The channels are keyed by address rather than held, so that remembering
-// one does not keep it alive: a cleanup forgets it once it is garbage, and
-// the generation keeps a late cleanup from forgetting a new channel made
-// at the same address.
-var logChans = logChanSet{m: make(map[uintptr]logChan)}
+// The channels are keyed by weak pointers rather than held, so that
+// remembering one does not keep it alive, and a cleanup forgets it once it
+// is garbage. A weak pointer names an object, not an address: a channel
+// made later at the same address (by LogEvents or not) is another key, even
+// before the cleanup has run.
+var logChans = logChanSet{m: make(map[weak.Pointer[byte]]logChan)}
 
 type logChanSet struct {
-	mu  sync.Mutex
-	m   map[uintptr]logChan // guarded by mu
-	gen uint64              // guarded by mu: the last generation given
+	mu sync.Mutex
+	m  map[weak.Pointer[byte]]logChan // guarded by mu
 }
 
 type logChan struct {
-	gen  uint64
 	used bool
 	job  string // the job that used it
 }
 
-type logChanKey struct {
-	addr uintptr
-	gen  uint64
+// chanKey returns the weak pointer that names channel ch.
+func chanKey(ch any) weak.Pointer[byte] {
+	return weak.Make((*byte)(reflect.ValueOf(ch).UnsafePointer()))
 }
 
 func (s *logChanSet) add(ch chan Event) {
-	p := reflect.ValueOf(ch).UnsafePointer()
+	k := chanKey(ch)
 	s.mu.Lock()
-	s.gen++
-	k := logChanKey{uintptr(p), s.gen}
-	s.m[k.addr] = logChan{gen: k.gen}
+	s.m[k] = logChan{}
 	s.mu.Unlock()
-	runtime.AddCleanup((*byte)(p), s.forget, k)
+	runtime.AddCleanup((*byte)(reflect.ValueOf(ch).UnsafePointer()), s.forget, k)
 }
 
-func (s *logChanSet) forget(k logChanKey) {
+func (s *logChanSet) forget(k weak.Pointer[byte]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.m[k.addr]; ok && c.gen == k.gen {
-		delete(s.m, k.addr)
-	}
+	delete(s.m, k)
 }
 
 // claim marks ch, if LogEvents made it, as used by job, and reports the
 // job that used it already if one did. Channels that LogEvents did not
 // make are not checked.
 func (s *logChanSet) claim(ch chan<- Event, job string) (usedBy string, reused bool) {
-	addr := reflect.ValueOf(ch).Pointer()
+	k := chanKey(ch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.m[addr]
+	c, ok := s.m[k]
 	if !ok {
 		return "", false
 	}
@@ -177,6 +173,6 @@ func (s *logChanSet) claim(ch chan<- Event, job string) (usedBy string, reused b
 		return c.job, true
 	}
 	c.used, c.job = true, job
-	s.m[addr] = c
+	s.m[k] = c
 	return "", false
 }

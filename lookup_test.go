@@ -34,7 +34,8 @@ func TestLookupMissingKeyNamesWriter(t *testing.T) {
 			return nil, err
 		}},
 	}
-	_, err := runTasks(t, tasks, dag.Options{Backoff: zeroBackoff})
+	// MaxParallel 2: other waits for writer, which must be able to run.
+	_, err := runTasks(t, tasks, dag.Options{Backoff: zeroBackoff, MaxParallel: 2})
 	if !errors.Is(err, dag.ErrMissingKey) {
 		t.Fatalf("Wait() = %v; want ErrMissingKey", err)
 	}

@@ -250,41 +250,29 @@ func downstream(sc *scope, e int32, saved map[string]*TaskResult) []string {
 	return append(names, underScopes(saved, prefixes)...)
 }
 
-// keep saves again, in the store, the results of the tasks that this run
-// restores from Options.Resume rather than from the store, so that a crash
-// does not lose them. Saved together, they share the store's syncs.
-func (c *checkpoint) keep(restored []string, saved map[string]*TaskResult) error {
-	if c.fromStore || len(restored) == 0 {
-		return nil
-	}
-	errs := make([]error, len(restored))
-	var wg sync.WaitGroup
-	for i, name := range restored {
-		wg.Go(func() { errs[i] = c.save(name, *saved[name]) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return wrap(err, "dag: job %s: cannot save in its checkpoint the tasks it restores", quote(c.job))
-	}
-	return nil
-}
-
-// forget records, before anything runs, that the stale tasks are no longer
-// completed: a later Save of a task wins over an earlier one. The Saves run
+// prepare brings the checkpoint in line with what this run restores,
+// before anything runs (or before an Expand's tasks run): the stale tasks
+// are marked as no longer completed (a later Save of a task wins over an
+// earlier one), and the tasks restored from Options.Resume rather than from
+// the store are saved, so that a crash does not lose them. The Saves run
 // together, so that a store with group commit syncs them at once.
-func (c *checkpoint) forget(stale []string) error {
+func (c *checkpoint) prepare(stale, restored []string, saved map[string]*TaskResult) error {
 	slices.Sort(stale)
 	stale = slices.Compact(stale)
-	errs := make([]error, len(stale))
+	if c.fromStore {
+		restored = nil
+	}
+	errs := make([]error, len(stale)+len(restored))
 	var wg sync.WaitGroup
 	for i, name := range stale {
-		wg.Go(func() {
-			errs[i] = c.save(name, TaskResult{State: Pending})
-		})
+		wg.Go(func() { errs[i] = c.save(name, TaskResult{State: Pending}) })
+	}
+	for i, name := range restored {
+		wg.Go(func() { errs[len(stale)+i] = c.save(name, *saved[name]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return wrap(err, "dag: job %s: cannot mark in its checkpoint the tasks that run again", quote(c.job))
+		return wrap(err, "dag: job %s: cannot record in its checkpoint which tasks this run restores", quote(c.job))
 	}
 	return nil
 }

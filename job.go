@@ -132,11 +132,7 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 				saved[name] = &tr
 			}
 			stale, restored, _ := staleRecords(g, saved, true)
-			err := ck.forget(stale)
-			if err == nil {
-				err = ck.keep(restored, saved)
-			}
-			if err != nil {
+			if err := ck.prepare(stale, restored, saved); err != nil {
 				ck.release()
 				if opts.Events != nil {
 					closeEvents(opts.Events)

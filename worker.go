@@ -256,11 +256,7 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 				// Expand will not be restored either.
 				stale = append(stale, downstream(w.sc, w.local, s.resume)...)
 			}
-			err := s.ck.forget(stale)
-			if err == nil {
-				err = s.ck.keep(restored, s.resume)
-			}
-			if err != nil {
+			if err := s.ck.prepare(stale, restored, s.resume); err != nil {
 				o.children, o.err, o.permanent, o.store = nil, err, true, true
 			}
 		}

@@ -35,10 +35,6 @@ func ctPut(kv ...any) dag.TaskFunc {
 	}
 }
 
-var ctBoom = errors.New("boom")
-
-func ctFail(ctx context.Context, in dag.Values) (map[string]any, error) { return nil, ctBoom }
-
 // depKind is a way for a dependency to end, and the tasks that make it so.
 type depKind struct {
 	name  string
@@ -49,13 +45,13 @@ type depKind struct {
 
 var ctDepKinds = []depKind{
 	{"completed", dag.Completed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: ctPut(n, 1)}} }},
-	{"tolerated", dag.Failed, true, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: ctFail, ContinueOnFailure: true}} }},
-	{"failed", dag.Failed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: ctFail}} }},
+	{"tolerated", dag.Failed, true, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: fail(errBoom), ContinueOnFailure: true}} }},
+	{"failed", dag.Failed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: fail(errBoom)}} }},
 	{"skipped", dag.Skipped, false, func(n string) []dag.Task {
 		return []dag.Task{{Name: n, Func: func(context.Context, dag.Values) (map[string]any, error) { return nil, dag.ErrSkip }}}
 	}},
 	{"upstream", dag.UpstreamFailed, false, func(n string) []dag.Task {
-		return []dag.Task{{Name: n + "-cause", Func: ctFail}, {Name: n, DependsOn: []string{n + "-cause"}, Func: ctPut(n, 1)}}
+		return []dag.Task{{Name: n + "-cause", Func: fail(errBoom)}, {Name: n, DependsOn: []string{n + "-cause"}, Func: ctPut(n, 1)}}
 	}},
 }
 
@@ -238,10 +234,10 @@ func TestWhen(t *testing.T) {
 		{Name: "after-no", DependsOn: []string{"no"}, Func: count},
 		{Name: "yes", DependsOn: []string{"a"}, When: func(in dag.Values) bool { return true }, Func: count},
 		{Name: "unwanted", DependsOn: []string{"missing-upstream"}, When: func(dag.Values) bool { t.Error("When asked though the rule said no"); return true }, Func: count},
-		{Name: "missing-upstream", Func: ctFail, ContinueOnFailure: false},
+		{Name: "missing-upstream", Func: fail(errBoom), ContinueOnFailure: false},
 	}
 	res, err, events := ctRun(t, tasks, dag.Options{KeepGoing: true})
-	if !errors.Is(err, ctBoom) {
+	if !errors.Is(err, errBoom) {
 		t.Fatalf("Wait() = %v", err)
 	}
 	if sawX.Load() != 5 {
@@ -315,12 +311,12 @@ func TestErrSkip(t *testing.T) {
 func TestKeepGoingTwoBranches(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
-		{Name: "b1", Func: ctFail},
+		{Name: "b1", Func: fail(errBoom)},
 		{Name: "b1-next", DependsOn: []string{"b1"}, Func: ctPut("x", 1)},
 		{Name: "ok", Func: ctPut("ok", 1)},
 		{Name: "ok-next", DependsOn: []string{"ok"}, Func: ctPut("ok2", 1)},
-		{Name: "b2", Func: ctFail},
-		{Name: "tolerated", Func: ctFail, ContinueOnFailure: true},
+		{Name: "b2", Func: fail(errBoom)},
+		{Name: "tolerated", Func: fail(errBoom), ContinueOnFailure: true},
 	}
 	for range 10 {
 		res, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true, MaxParallel: 3})
@@ -352,7 +348,7 @@ func TestKeepGoingTwoBranches(t *testing.T) {
 func TestFailFastCancelsDependents(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
-		{Name: "f", Func: ctFail},
+		{Name: "f", Func: fail(errBoom)},
 		{Name: "d", DependsOn: []string{"f"}, Trigger: dag.AllDone, Func: ctPut("d", 1)},
 	}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
@@ -490,7 +486,7 @@ func TestSubDAGFailure(t *testing.T) {
 					close(started)
 					return block(ctx, in)
 				}},
-				{Name: "bad", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { <-started; return nil, ctBoom }},
+				{Name: "bad", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { <-started; return nil, errBoom }},
 				{Name: "later", DependsOn: []string{"bad"}, Func: ctPut("later", 1)},
 			}},
 			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
@@ -514,11 +510,11 @@ func TestSubDAGFailure(t *testing.T) {
 		t.Parallel()
 		tasks := []dag.Task{
 			{Name: "g", Sub: []dag.Task{
-				{Name: "bad", Func: ctFail},
+				{Name: "bad", Func: fail(errBoom)},
 				{Name: "good", Func: ctPut("good", 1)},
 				{Name: "good2", DependsOn: []string{"good"}, Func: ctPut("good2", 1)},
 			}},
-			{Name: "x", Func: ctFail},
+			{Name: "x", Func: fail(errBoom)},
 			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
 		}
 		res, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
@@ -538,12 +534,12 @@ func TestSubDAGFailure(t *testing.T) {
 	t.Run("fail-fast job", func(t *testing.T) {
 		t.Parallel()
 		tasks := []dag.Task{
-			{Name: "g", Sub: []dag.Task{{Name: "bad", Func: ctFail}}},
+			{Name: "g", Sub: []dag.Task{{Name: "bad", Func: fail(errBoom)}}},
 			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
 		}
 		res, err, _ := ctRun(t, tasks, dag.Options{})
 		var te *dag.TaskError
-		if !errors.As(err, &te) || te.Task != "g/bad" || !errors.Is(err, ctBoom) {
+		if !errors.As(err, &te) || te.Task != "g/bad" || !errors.Is(err, errBoom) {
 			t.Fatalf("Wait() = %v; want the *TaskError of g/bad", err)
 		}
 		if res.Tasks["after"].State != dag.Canceled || res.State != dag.Failed {
@@ -555,7 +551,7 @@ func TestSubDAGFailure(t *testing.T) {
 func TestSubDAGNotRun(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
-		{Name: "f", Func: ctFail},
+		{Name: "f", Func: fail(errBoom)},
 		{Name: "g", DependsOn: []string{"f"}, Sub: []dag.Task{
 			{Name: "a", Func: ctPut("a", 1)},
 			{Name: "h", Sub: []dag.Task{{Name: "b", Func: ctPut("b", 1)}}},
@@ -689,7 +685,7 @@ func TestMap(t *testing.T) {
 		t.Parallel()
 		m := dag.Map("m", "in", "out", func(ctx context.Context, x int) (int, error) {
 			if x == 2 {
-				return 0, ctBoom
+				return 0, errBoom
 			}
 			return x, nil
 		})

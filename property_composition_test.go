@@ -1752,7 +1752,7 @@ func TestCompositionPathDependentOfUnrunGroup(t *testing.T) {
 		want := map[string]dag.State{"skipped/c": dag.Skipped, "a": dag.Completed}
 		if kg {
 			tasks = append(tasks,
-				dag.Task{Name: "f", Func: ctFail},
+				dag.Task{Name: "f", Func: fail(errBoom)},
 				dag.Task{Name: "upstream", DependsOn: []string{"f"}, Sub: []dag.Task{{Name: "c", Func: cpNop}}},
 				dag.Task{Name: "b", DependsOn: []string{"upstream/c"}, Trigger: dag.AnyFailed, Func: cpNop})
 			want["upstream/c"], want["b"] = dag.UpstreamFailed, dag.Completed

@@ -49,10 +49,10 @@ func (c *rsCalls) ran() []string {
 func TestResumeEveryKind(t *testing.T) {
 	t.Parallel()
 	var calls rsCalls
-	fail := true
+	broken := true
 	flaky := calls.wrap("flaky", func(ctx context.Context, in dag.Values) (map[string]any, error) {
-		if fail {
-			return nil, ctBoom
+		if broken {
+			return nil, errBoom
 		}
 		return map[string]any{"flaky": 1}, nil
 	})
@@ -72,7 +72,7 @@ func TestResumeEveryKind(t *testing.T) {
 		{Name: "skip", When: func(dag.Values) bool { return false }, Func: put("skip")},
 		{Name: "flaky", Func: flaky},
 		{Name: "after-flaky", DependsOn: []string{"flaky"}, Func: put("after-flaky")},
-		{Name: "tolerant", ContinueOnFailure: true, Func: calls.wrap("tolerant", ctFail)},
+		{Name: "tolerant", ContinueOnFailure: true, Func: calls.wrap("tolerant", fail(errBoom))},
 		{Name: "after-all", DependsOn: []string{"g", "e", "m", "tolerant"}, Func: put("after-all")},
 	}
 	first, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
@@ -81,7 +81,7 @@ func TestResumeEveryKind(t *testing.T) {
 	}
 	calls.ran()
 
-	fail = false
+	broken = false
 	second, err, events := ctRun(t, tasks, dag.Options{KeepGoing: true, Resume: &first})
 	if err != nil {
 		t.Fatalf("second run: %v", err)
@@ -107,7 +107,7 @@ func TestResumeEveryKind(t *testing.T) {
 	if second.Tasks["skip"].State != dag.Skipped || second.Tasks["tolerant"].State != dag.Failed {
 		t.Errorf("skip %v, tolerant %v", second.Tasks["skip"].State, second.Tasks["tolerant"].State)
 	}
-	fail = false
+	broken = false
 	fresh, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestResumeContext(t *testing.T) {
 			k, _ := dag.Lookup[int](in, "k")
 			init, _ := dag.Lookup[string](in, "init")
 			if failing {
-				return nil, ctBoom
+				return nil, errBoom
 			}
 			return map[string]any{"seen": k, "init-seen": init}, nil
 		}},

@@ -76,6 +76,7 @@ func (s *scheduler) stop(state State, err error) {
 	}
 	s.clearReady()
 	s.decide = s.decide[:0]
+	s.wakeHanded()
 	s.dismiss()
 	if len(s.running) > 0 {
 		s.grace = time.AfterFunc(abandonGrace, s.abandonAll)

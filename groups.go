@@ -302,6 +302,7 @@ func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 		s.transition(id, Canceled, n.attempts, nil)
 		canceled = append(canceled, id)
 	}
+	s.wakeHanded() // attempts handed out for canceled tasks see their context at once
 	for _, w := range s.running {
 		if !w.detached && !w.timedOut && s.nodes[w.id].state == Canceled {
 			s.graceFor(w, w.att)

@@ -75,6 +75,9 @@ type scheduler struct {
 	counts    [numStates]int // guarded by mu: tasks by state
 	running   []*worker      // guarded by mu: workers counted against MaxParallel
 	idle      []*worker      // guarded by mu: parked workers, waiting for a ready task
+	handed    []*worker      // guarded by mu: workers handed an attempt not taken up yet, oldest first from handedAt
+	handedAt  int            // guarded by mu
+	comer     *worker        // guarded by mu: the worker wakeNext woke, until it runs
 	remaining int            // guarded by mu: tasks (not close nodes) not in a final state
 	abandoned int            // guarded by mu: abandoned attempts not returned yet
 	state     State          // guarded by mu: the job's state

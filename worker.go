@@ -9,8 +9,9 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// worker is one goroutine running attempts. Its fields are guarded by s.mu,
-// except those the comments say only the worker's goroutine uses.
+// worker runs attempts on one goroutine, started the first time the worker
+// is woken. Its fields are guarded by s.mu, except those the comments say
+// only the worker's goroutine uses.
 type worker struct {
 	id, att int32 // the node and attempt it runs
 	// timedOut is set when the attempt passed its Timeout: the attempt has
@@ -23,8 +24,16 @@ type worker struct {
 	idx      int // in s.running; -1 once dropped
 	// exit is set, under s.mu, before an idle w is woken to end.
 	exit bool
-	// wake receives one token when w leaves s.idle: to run the task that
-	// start gave it, or to end (exit). It never holds more than one.
+	// born is set when w's goroutine starts; an idle worker that was never
+	// woken has none.
+	born bool
+	// handed is set while w holds an attempt that its goroutine has not
+	// taken up yet (w is in s.running and in s.handed).
+	handed bool
+	// woken is set from when w is woken until its goroutine takes s.mu.
+	woken bool
+	// wake receives one token when w is woken: to take up the attempt
+	// handed to it, or to end (exit). It never holds more than one.
 	wake chan struct{}
 	// What the attempt needs, set by start under the lock so that the
 	// goroutine reads no node (the node table grows when an Expand adds
@@ -45,8 +54,21 @@ type worker struct {
 	out []kv
 }
 
-// spawn gives ready tasks to workers while fewer than MaxParallel run: to
-// an idle worker if there is one, else to a new one. s.mu is held.
+// spawn hands ready tasks to workers while fewer than MaxParallel run,
+// then makes sure a handed worker is on its way (wakeNext). s.mu is held.
+//
+// A task is handed to a worker, and is Running, as soon as a slot of
+// MaxParallel is free; but the workers are woken one at a time. A woken
+// worker, once it runs, wakes the next. Meanwhile a worker that ends an
+// attempt takes over the oldest handed attempt itself (record), even the
+// one of the worker on its way, which then finds nothing to do and goes
+// back to idle. So workers join at the pace at which they get a
+// processor: when tasks are short, the running workers take the handed
+// ones as fast as they are handed, and no more goroutines run than the
+// machine can run, where waking one per ready task would have them each
+// take the lock once and sleep again. When tasks wait (on I/O, on a
+// timer), their workers leave the processor, and the next worker runs
+// within microseconds, so MaxParallel attempts still run together.
 //
 // A worker that finds no task ready parks in s.idle rather than ending, so
 // that a job whose ready tasks come in bursts (a layer of a wide graph)
@@ -57,25 +79,98 @@ func (s *scheduler) spawn() {
 	for s.state == Running && len(s.running) < s.max {
 		id, ok := s.pop()
 		if !ok {
-			return
+			break
 		}
+		var w *worker
 		if k := len(s.idle); k > 0 {
 			// The worker parked last: its stack is the likeliest to be
 			// in the cache.
-			w := s.idle[k-1]
+			w = s.idle[k-1]
 			s.idle[k-1] = nil
 			s.idle = s.idle[:k-1]
-			w.idx = len(s.running)
-			s.running = append(s.running, w)
-			s.start(w, id)
-			w.wake <- struct{}{} // never blocks: one token per park
-			continue
+		} else {
+			w = &worker{wake: make(chan struct{}, 1)}
 		}
-		w := &worker{idx: len(s.running), wake: make(chan struct{}, 1)}
+		w.idx = len(s.running)
 		s.running = append(s.running, w)
 		s.start(w, id)
-		go s.work(w)
+		w.handed = true
+		s.handed = append(s.handed, w)
 	}
+	s.wakeNext()
+}
+
+// wakeNext wakes the oldest handed worker, unless a worker woken so is on
+// its way already. s.mu is held.
+func (s *scheduler) wakeNext() {
+	if s.comer != nil {
+		return
+	}
+	if w := s.oldestHanded(); w != nil {
+		s.comer = w
+		s.wakeWorker(w)
+	}
+}
+
+// wakeHanded wakes every handed worker: the job or a group stopped, and the
+// attempts handed out run at once, to see their context canceled (every
+// attempt counted calls its Func). s.mu is held.
+func (s *scheduler) wakeHanded() {
+	for _, w := range s.handed[s.handedAt:] {
+		if w.handed {
+			s.wakeWorker(w)
+		}
+	}
+}
+
+// oldestHanded returns the worker handed an attempt longest ago that has not
+// taken it up, or nil. s.mu is held.
+func (s *scheduler) oldestHanded() *worker {
+	for s.handedAt < len(s.handed) {
+		if w := s.handed[s.handedAt]; w.handed {
+			return w
+		}
+		// It has taken its attempt up, or was taken over.
+		s.handed[s.handedAt] = nil
+		s.handedAt++
+	}
+	s.handed, s.handedAt = s.handed[:0], 0
+	return nil
+}
+
+// wakeWorker wakes w, unless it is woken already, starting its goroutine
+// the first time. s.mu is held.
+func (s *scheduler) wakeWorker(w *worker) {
+	if w.woken {
+		return
+	}
+	w.woken = true
+	if !w.born {
+		w.born = true
+		go s.work(w)
+		return
+	}
+	w.wake <- struct{}{} // never blocks: one token per wait
+}
+
+// takeOver makes w, which has just ended an attempt, run the attempt of the
+// oldest handed worker h instead of h: h goes back to idle (if h's
+// goroutine is on its way, it will find nothing to do). It reports whether
+// there was one. s.mu is held.
+func (s *scheduler) takeOver(w *worker) bool {
+	h := s.oldestHanded()
+	if h == nil {
+		return false
+	}
+	h.handed = false
+	w.id, w.att, w.timedOut = h.id, h.att, false
+	w.fn, w.timeout, w.expand, w.reusable = h.fn, h.timeout, h.expand, h.reusable
+	w.parent, w.actx, w.sc, w.local = h.parent, h.actx, h.sc, h.local
+	w.started, w.first = h.started, h.first
+	h.fn, h.expand, h.parent, h.actx, h.sc = nil, nil, nil, nil, nil
+	s.drop(h)
+	s.idle = append(s.idle, h)
+	return true
 }
 
 // park stops counting w as running and keeps it for the next ready task.
@@ -90,7 +185,9 @@ func (s *scheduler) park(w *worker) {
 func (s *scheduler) dismiss() {
 	for i, w := range s.idle {
 		w.exit = true
-		w.wake <- struct{}{}
+		if w.born && !w.woken {
+			w.wake <- struct{}{}
+		}
 		s.idle[i] = nil
 	}
 	s.idle = s.idle[:0]
@@ -126,19 +223,39 @@ func (s *scheduler) drop(w *worker) {
 	w.idx = -1
 }
 
-// work runs w's attempts, parks w when no task is ready, and ends when the
-// job no longer needs it.
+// work is w's goroutine. Each time it is woken, it takes up the attempt
+// handed to it, if another worker has not taken it over, and wakes the
+// next handed worker; it then runs attempts while tasks are ready, and
+// parks when none is. It ends when the job no longer needs it.
 func (s *scheduler) work(w *worker) {
 	for {
-		switch s.attempt(w) {
-		case workerNext:
-		case workerParks:
+		s.mu.Lock()
+		w.woken = false
+		mine := w.handed // else taken over while w was on its way: w is idle
+		w.handed = false
+		if s.comer == w {
+			s.comer = nil
+			s.wakeNext() // pass it on, whether or not w has work
+		}
+		exit := w.exit
+		s.mu.Unlock()
+		if exit {
+			return
+		}
+		if !mine {
 			<-w.wake
-			if w.exit {
+			continue
+		}
+	attempts:
+		for {
+			switch s.attempt(w) {
+			case workerNext:
+			case workerParks:
+				<-w.wake
+				break attempts
+			default:
 				return
 			}
-		default:
-			return
 		}
 	}
 }
@@ -148,8 +265,8 @@ type afterAttempt uint8
 
 const (
 	workerEnds  afterAttempt = iota // end: the job no longer counts the worker
-	workerNext                      // run the attempt that finish started on it
-	workerParks                     // wait in s.idle for a task, or to end
+	workerNext                      // run the attempt that finish started on it, or took over
+	workerParks                     // wait in s.idle to be handed a task, or to end
 )
 
 // attemptCtx is the context of one attempt: its group's context, and the
@@ -464,6 +581,10 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 	}
 	s.settle()
 	if alive && s.state == Running {
+		if s.takeOver(w) {
+			s.spawn()
+			return workerNext
+		}
 		if id, ok := s.pop(); ok {
 			s.start(w, id)
 			s.spawn()

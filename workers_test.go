@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dagrun/dag"
 )
@@ -57,5 +58,88 @@ func TestWorkersReused(t *testing.T) {
 	allCompleted(t, res, err, tasks)
 	if len(ids) > max {
 		t.Errorf("the job's %d tasks ran on %d goroutines; want at most MaxParallel (%d): idle workers must wait for work, not end", len(tasks), len(ids), max)
+	}
+}
+
+// TestWorkersRunTogether checks that MaxParallel attempts run at the same
+// time when they wait: workers are woken one at a time (each woken worker
+// wakes the next), and a worker that ends an attempt takes over attempts
+// handed to workers not woken yet, so a scheduler that lost a wake would
+// leave an attempt handed out and never run. Every task here waits until
+// all the tasks of its layer have started: the job ends only if each layer
+// runs all at once. The layers come after a task that makes them ready at
+// once, and after a task that other workers end before, in turns.
+func TestWorkersRunTogether(t *testing.T) {
+	t.Parallel()
+	for _, width := range []int{2, 3, 8, 32} {
+		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) {
+			t.Parallel()
+			for range 20 {
+				var tasks []dag.Task
+				prev := []string{}
+				for layer := range 4 {
+					var started sync.WaitGroup
+					started.Add(width)
+					all := make(chan struct{})
+					go func() { started.Wait(); close(all) }()
+					var names []string
+					for i := range width {
+						name := fmt.Sprintf("l%d-%d", layer, i)
+						names = append(names, name)
+						tasks = append(tasks, dag.Task{Name: name, DependsOn: prev, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+							started.Done()
+							select {
+							case <-all:
+								return nil, nil
+							case <-ctx.Done():
+								return nil, fmt.Errorf("%s: the other tasks of its layer did not start", name)
+							}
+						}})
+					}
+					prev = names
+				}
+				res, err := runTasks(t, tasks, dag.Options{MaxParallel: width, Timeout: 10 * time.Second})
+				allCompleted(t, res, err, tasks)
+			}
+		})
+	}
+}
+
+// TestWorkersTakeOverThenWake covers the worker that is woken while
+// another worker takes over the attempt handed to it: it must wake the
+// next handed worker all the same. With one processor the order is
+// deterministic: r's worker hands the b tasks out and wakes the first
+// worker handed one; then it runs q, the most urgent task, which returns
+// at once, and takes over the first b attempt before the woken worker
+// runs; then it waits in that b for all the b tasks to start. Only the
+// woken worker, which finds its attempt gone, can wake the others.
+func TestWorkersTakeOverThenWake(t *testing.T) {
+	// Not parallel: it changes GOMAXPROCS.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const width = 4
+	for range 20 {
+		nop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+		var started sync.WaitGroup
+		started.Add(width)
+		all := make(chan struct{})
+		go func() { started.Wait(); close(all) }()
+		tasks := []dag.Task{{Name: "r", Func: nop}, {Name: "q", DependsOn: []string{"r"}, Func: nop}}
+		tail := []string{"q"}
+		for i := range width {
+			name := fmt.Sprintf("b%d", i)
+			tail = append(tail, name)
+			tasks = append(tasks, dag.Task{Name: name, DependsOn: []string{"r"}, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+				started.Done()
+				select {
+				case <-all:
+					return nil, nil
+				case <-ctx.Done():
+					return nil, fmt.Errorf("%s: the other b tasks did not start", name)
+				}
+			}})
+		}
+		tasks = append(tasks, dag.Task{Name: "tail", DependsOn: tail, Func: nop})
+		res, err := runTasks(t, tasks, dag.Options{MaxParallel: width + 1, Timeout: 10 * time.Second})
+		allCompleted(t, res, err, tasks)
 	}
 }

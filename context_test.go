@@ -589,6 +589,44 @@ func TestContextKeepsNoReferenceToOutput(t *testing.T) {
 	if diff := cmp.Diff(want, res.Context); diff != "" {
 		t.Errorf("Result.Context mismatch (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(map[string]any{"k": 1, "a-only": "a"}, res.Tasks["a"].Output); diff != "" {
+		t.Errorf("Result.Tasks[a].Output mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestContextSnapshotOutputIsACopy checks that the outputs in a Snapshot
+// taken while the job runs are the Snapshot's own: changing them changes
+// neither what later tasks see nor the job's final Result.
+func TestContextSnapshotOutputIsACopy(t *testing.T) {
+	t.Parallel()
+	started, changed := make(chan struct{}), make(chan struct{})
+	tasks := []dag.Task{
+		{Name: "a", Func: succeed(map[string]any{"k": 1})},
+		{Name: "b", DependsOn: []string{"a"}, Func: func(_ context.Context, in dag.Values) (map[string]any, error) {
+			close(started) // so a has completed
+			<-changed
+			if v, _ := in.Get("k"); v != 1 {
+				return nil, fmt.Errorf("b sees k = %v after the Snapshot's output changed; want 1", v)
+			}
+			return nil, nil
+		}},
+	}
+	job, err := dag.Run(t.Context(), tasks, dag.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	snap := job.Snapshot()
+	snap.Tasks["a"].Output["k"] = 2
+	snap.Tasks["a"].Output["extra"] = true
+	close(changed)
+	res, err := waitJob(t, job)
+	if err != nil {
+		t.Fatalf("Wait() = %v; want nil", err)
+	}
+	if diff := cmp.Diff(map[string]any{"k": 1}, res.Tasks["a"].Output); diff != "" {
+		t.Errorf("Result.Tasks[a].Output after a Snapshot's changed mismatch (-want +got):\n%s", diff)
+	}
 }
 
 // TestContextTaskReusesItsMap checks that a task may reuse the map it

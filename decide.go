@@ -160,7 +160,7 @@ func (s *scheduler) restore(id int32, tr *TaskResult) {
 			return
 		}
 	}
-	s.refs[id].out = out
+	s.refs[id].out = copyMap(tr.Output)
 	n.restored, n.reused = true, true
 	n.attempts = int32(tr.Attempts)
 	s.extraOf(id).from = tr

@@ -123,7 +123,7 @@ func (s *scheduler) maybeEnd() {
 	}
 	// Abandoned attempts learn from their context that the job is over.
 	s.cancel(fmt.Errorf("dag: %s ended: %w", s.jobName(), context.Canceled))
-	s.doneResult, s.doneErr = s.result(), s.err
+	s.doneResult, s.doneErr = s.result(true), s.err
 	s.emit(Event{From: Running, To: s.state, Err: s.err})
 	if s.events != nil {
 		s.events.close()

@@ -175,7 +175,7 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 	if state == Completed && x.collect != nil {
 		var outs []map[string]any
 		s.directMembers(grp, func(m int32) {
-			outs = append(outs, kvMap(s.refs[m].out))
+			outs = append(outs, copyMap(s.refs[m].out))
 		})
 		out, cerr := collect(x.collect, outs)
 		if cerr == nil {
@@ -189,7 +189,7 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 				s.conflicted(id, s.nodes[id].attempts, perr)
 				return
 			}
-			s.refs[id].out = kvs
+			s.refs[id].out = copyMap(out)
 		} else {
 			state, err = Failed, cerr
 			cause = &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(s.nodes[id].attempts), Err: cerr}
@@ -215,18 +215,6 @@ func collect(fn func([]map[string]any) (map[string]any, error), outs []map[strin
 		}
 	}()
 	return fn(outs)
-}
-
-// kvMap turns a copied output back into a map; nil for none.
-func kvMap(out []kv) map[string]any {
-	if out == nil {
-		return nil
-	}
-	m := make(map[string]any, len(out))
-	for _, o := range out {
-		m[o.key] = o.val
-	}
-	return m
 }
 
 // groupFailure returns the error of group grp, which members failed: one
@@ -422,12 +410,14 @@ func (s *scheduler) keepGoingError() error {
 	return errors.Join(errs...)
 }
 
-// result builds the job's Result as it is now. s.mu is held.
+// result builds the job's Result as it is now: final says that the job
+// has ended, so that the Result may take the tasks' outputs as they are,
+// rather than copies. s.mu is held.
 //
 // It visits the nodes scope by scope, in the order they were added, rather
 // than through the groups: the map's order does not matter, and a walk of
 // the table reads each scope's names in sequence.
-func (s *scheduler) result() Result {
+func (s *scheduler) result(final bool) Result {
 	res := Result{
 		State:   s.state,
 		Context: s.store.final(),
@@ -437,15 +427,16 @@ func (s *scheduler) result() Result {
 		for l, name := range sc.g.names {
 			id := sc.base + int32(l)
 			if s.nodes[id].kind != kindClose {
-				res.Tasks[name] = s.taskResult(id)
+				res.Tasks[name] = s.taskResult(id, final)
 			}
 		}
 	}
 	return res
 }
 
-// taskResult returns node id's TaskResult as it is now. s.mu is held.
-func (s *scheduler) taskResult(id int32) TaskResult {
+// taskResult returns node id's TaskResult as it is now, with its output
+// itself if final, else a copy. s.mu is held.
+func (s *scheduler) taskResult(id int32, final bool) TaskResult {
 	n, r := &s.nodes[id], &s.refs[id]
 	tr := TaskResult{
 		State:     n.state,
@@ -460,7 +451,10 @@ func (s *scheduler) taskResult(id int32) TaskResult {
 		tr.Err = x.err
 	}
 	if n.state == Completed {
-		tr.Output = kvMap(r.out)
+		tr.Output = r.out
+		if !final {
+			tr.Output = copyMap(r.out)
+		}
 	}
 	if n.restored && x != nil && x.from != nil {
 		tr.Attempts, tr.Started, tr.Finished = x.from.Attempts, x.from.Started, x.from.Finished

@@ -204,5 +204,5 @@ func (j *Job) Snapshot() Result {
 	if s.ended {
 		return s.doneResult
 	}
-	return s.result()
+	return s.result(false)
 }

@@ -87,7 +87,6 @@ type scheduler struct {
 	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
 	saving    int            // guarded by mu: checkpoint Saves running (see deferSave)
 	actxs     []attemptCtx   // guarded by mu: attempt contexts not handed out yet
-	kvs       []kv           // guarded by mu: the chunk that keepOut copies outputs to
 }
 
 // node is the scheduler's record of one node: a task, a group's open node,
@@ -121,7 +120,9 @@ type node struct {
 type nodeRefs struct {
 	fn      TaskFunc
 	timeout time.Duration
-	out     []kv // a Completed task's output, as copied
+	// out is a Completed task's output: a copy of what its Func returned,
+	// that the final Result hands over as TaskResult.Output.
+	out map[string]any
 	// extra holds what only some nodes need.
 	extra *nodeExtra
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -303,6 +304,7 @@ func (c *attemptCtx) Value(key any) any {
 // to finish.
 type outcome struct {
 	out       map[string]any
+	copied    map[string]any // a copy of out, made by finish
 	children  []Task
 	err       error
 	permanent bool  // err asks for no retry
@@ -395,7 +397,7 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 // task ever consumes an output that a crash could lose, while the worker
 // goes on to the next ready task (and Saves that overlap share the store's
 // syncs). The job does not end while a Save runs. s.mu is held.
-func (s *scheduler) deferSave(id, att int32, kvs []kv) {
+func (s *scheduler) deferSave(id, att int32, kvs []kv, copied map[string]any) {
 	out := append([]kv(nil), kvs...)
 	finished := s.stamp()
 	tr := TaskResult{
@@ -403,17 +405,17 @@ func (s *scheduler) deferSave(id, att int32, kvs []kv) {
 		Attempts: int(att),
 		Started:  s.timeOf(s.nodes[id].started),
 		Finished: s.timeOf(finished),
-		Output:   kvMap(out),
+		Output:   copyMap(copied), // the store's own, which it may keep
 	}
 	name := s.name(id)
 	s.saving++
-	go s.saveThenComplete(id, att, name, out, tr, finished)
+	go s.saveThenComplete(id, att, name, out, copied, tr, finished)
 }
 
 // saveThenComplete saves a completed attempt (see deferSave), then records
 // it. A value the store cannot encode fails the task for good; any other
 // error of the store fails the job, with the store's error wrapped.
-func (s *scheduler) saveThenComplete(id, att int32, name string, out []kv, tr TaskResult, finished int64) {
+func (s *scheduler) saveThenComplete(id, att int32, name string, out []kv, copied map[string]any, tr TaskResult, finished int64) {
 	err := s.ck.save(name, tr)
 	storeFailed := false
 	if err != nil && !errors.Is(err, ErrNotSerializable) {
@@ -435,7 +437,7 @@ func (s *scheduler) saveThenComplete(id, att int32, name string, out []kv, tr Ta
 		case err != nil:
 			s.failed(id, att, err)
 		default:
-			s.completed(id, att, out, finished)
+			s.completed(id, att, out, copied, finished)
 		}
 		s.settle()
 		s.spawn()
@@ -448,11 +450,7 @@ func copyMap(m map[string]any) map[string]any {
 	if len(m) == 0 {
 		return nil
 	}
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
+	return maps.Clone(m)
 }
 
 // call runs fn, turning a panic into a *PanicError.
@@ -505,10 +503,13 @@ func classify(err error) (out error, permanent, skip bool) {
 // alive is false when the goroutine is ending.
 func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	// Copy the output before taking the lock: dag keeps no reference to the
-	// task's map.
+	// task's map. The copy is the task's TaskResult.Output; kvs, a list of
+	// the same entries in a buffer the worker reuses, is what the job
+	// context takes them from.
 	kvs := w.out[:0]
 	if o.err == nil && len(o.out) > 0 {
-		for k, v := range o.out {
+		o.copied = maps.Clone(o.out)
+		for k, v := range o.copied {
 			kvs = append(kvs, kv{k, v})
 		}
 	}
@@ -575,9 +576,9 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 	case n.kind == kindExpand:
 		s.expanded(w.id, w.att, o.children)
 	case o.save:
-		s.deferSave(w.id, w.att, kvs)
+		s.deferSave(w.id, w.att, kvs, o.copied)
 	default:
-		s.completed(w.id, w.att, kvs, o.finished)
+		s.completed(w.id, w.att, kvs, o.copied, o.finished)
 	}
 	s.settle()
 	if alive && s.state == Running {
@@ -600,9 +601,10 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 	return workerEnds
 }
 
-// completed records that attempt att of task id succeeded with output out.
-// finished, if not 0, is the time its checkpoint recorded. s.mu is held.
-func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
+// completed records that attempt att of task id succeeded with output out,
+// of which copied is a map that the task's result keeps. finished, if not
+// 0, is the time its checkpoint recorded. s.mu is held.
+func (s *scheduler) completed(id, att int32, out []kv, copied map[string]any, finished int64) {
 	n := &s.nodes[id]
 	if !n.private {
 		sc, l := s.loc(id)
@@ -613,7 +615,7 @@ func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
 	}
 	r := &s.refs[id]
 	if len(out) > 0 {
-		r.out = s.keepOut(out)
+		r.out = copied
 	}
 	if r.extra != nil {
 		r.extra.err = nil
@@ -624,25 +626,6 @@ func (s *scheduler) completed(id, att int32, out []kv, finished int64) {
 	}
 	s.transition(id, Completed, att, nil)
 	s.taskEnded(id, nil)
-}
-
-// kvChunk is how many output entries the scheduler allocates together.
-const kvChunk = 256
-
-// keepOut returns a copy of a completed task's output, taken from a chunk
-// shared with other tasks' outputs: one allocation per 256 entries rather
-// than one per task. s.mu is held.
-func (s *scheduler) keepOut(out []kv) []kv {
-	if len(out) > cap(s.kvs)-len(s.kvs) {
-		if len(out) > kvChunk/4 {
-			return append([]kv(nil), out...)
-		}
-		// A small job's chunk is no bigger than its outputs can fill.
-		s.kvs = make([]kv, 0, min(kvChunk, len(out)*s.remaining))
-	}
-	start := len(s.kvs)
-	s.kvs = append(s.kvs, out...)
-	return s.kvs[start:len(s.kvs):len(s.kvs)]
 }
 
 // expire fails attempt att of task id, run by w, when its Timeout passes.

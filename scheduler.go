@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -65,6 +66,7 @@ type scheduler struct {
 	t0 time.Time // when Run started the job
 
 	mu        sync.Mutex
+	waiting   atomic.Int32   // workers that ended an attempt and wait for mu (see work)
 	clock     time.Duration  // guarded by mu: when the transitions being made happen, since t0
 	scopes    []*scope       // guarded by mu: the job's scope first, then one per Expand that ran
 	nodes     []node         // guarded by mu: every node of every scope, by job-wide number

@@ -232,6 +232,18 @@ func (s *scheduler) work(w *worker) {
 	for {
 		s.mu.Lock()
 		w.woken = false
+		if w.handed && s.comer == w && s.waiting.Load() > 0 {
+			// A worker that has ended an attempt waits for the lock: it
+			// will take over the oldest handed attempt, or wake a worker
+			// for it (spawn), once w lets the lock go. So w, which runs
+			// only because that worker sleeps at the lock, sleeps again,
+			// still handed its attempt, rather than be one more worker
+			// to meet the others at the lock.
+			s.comer = nil
+			s.mu.Unlock()
+			<-w.wake
+			continue
+		}
 		mine := w.handed // else taken over while w was on its way: w is idle
 		w.handed = false
 		if s.comer == w {
@@ -521,7 +533,11 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	// No defer on this path, which every attempt takes: the user code that
 	// runs under the lock recovers its own panics, and any other panic here
 	// ends the program, with or without the lock held.
-	s.mu.Lock()
+	if !s.mu.TryLock() {
+		s.waiting.Add(1)
+		s.mu.Lock()
+		s.waiting.Add(-1)
+	}
 	next := s.record(w, o, kvs, alive, now, ctxEnded)
 	s.mu.Unlock()
 	if len(kvs) > 0 {
@@ -551,6 +567,7 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 		// The job gave up on this attempt and no longer counts w.
 		n.abandoned--
 		s.abandoned--
+		s.spawn() // a woken worker that saw this one wait for the lock counts on it (see work)
 		return workerEnds
 	}
 	switch {

@@ -143,3 +143,44 @@ func TestWorkersTakeOverThenWake(t *testing.T) {
 		allCompleted(t, res, err, tasks)
 	}
 }
+
+// TestWorkersRunTogetherAmidShortTasks is TestWorkersRunTogether with many
+// short tasks ready beside each layer's waiting ones: the workers of the
+// short tasks meet at the job's lock, and a woken worker that finds one
+// waiting there goes back to sleep, counting on it to take over or wake
+// again. The waiting tasks must still all run at once.
+func TestWorkersRunTogetherAmidShortTasks(t *testing.T) {
+	t.Parallel()
+	const width, short = 8, 2000
+	nop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	for range 10 {
+		var tasks []dag.Task
+		prev := []string{}
+		for layer := range 3 {
+			var started sync.WaitGroup
+			started.Add(width)
+			all := make(chan struct{})
+			go func() { started.Wait(); close(all) }()
+			var names []string
+			for i := range short {
+				tasks = append(tasks, dag.Task{Name: fmt.Sprintf("s%d-%d", layer, i), DependsOn: prev, Func: nop})
+			}
+			for i := range width {
+				name := fmt.Sprintf("l%d-%d", layer, i)
+				names = append(names, name)
+				tasks = append(tasks, dag.Task{Name: name, DependsOn: prev, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+					started.Done()
+					select {
+					case <-all:
+						return nil, nil
+					case <-ctx.Done():
+						return nil, fmt.Errorf("%s: the other waiting tasks of its layer did not start", name)
+					}
+				}})
+			}
+			prev = names
+		}
+		res, err := runTasks(t, tasks, dag.Options{MaxParallel: width + 4, Timeout: 10 * time.Second})
+		allCompleted(t, res, err, tasks)
+	}
+}

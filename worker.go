@@ -232,7 +232,7 @@ func (s *scheduler) work(w *worker) {
 	for {
 		s.mu.Lock()
 		w.woken = false
-		if w.handed && s.comer == w && s.waiting.Load() > 0 {
+		if w.handed && s.comer == w && s.state == Running && s.waiting.Load() > 0 {
 			// A worker that has ended an attempt waits for the lock: it
 			// will take over the oldest handed attempt, or wake a worker
 			// for it (spawn), once w lets the lock go. So w, which runs

@@ -157,10 +157,12 @@ func (s *scheduler) wakeWorker(w *worker) {
 // takeOver makes w, which has just ended an attempt, run the attempt of the
 // oldest handed worker h instead of h: h goes back to idle (if h's
 // goroutine is on its way, it will find nothing to do). It reports whether
-// there was one. s.mu is held.
+// it did. s.mu is held.
 func (s *scheduler) takeOver(w *worker) bool {
 	h := s.oldestHanded()
-	if h == nil {
+	if h == nil || s.nodes[h.id].state != Running {
+		// A task canceled while handed (its group stopped) is left to
+		// its worker, which is woken and has its grace period armed.
 		return false
 	}
 	h.handed = false
@@ -232,7 +234,7 @@ func (s *scheduler) work(w *worker) {
 	for {
 		s.mu.Lock()
 		w.woken = false
-		if w.handed && s.comer == w && s.state == Running && s.waiting.Load() > 0 {
+		if w.handed && s.comer == w && s.state == Running && s.nodes[w.id].state == Running && s.waiting.Load() > 0 {
 			// A worker that has ended an attempt waits for the lock: it
 			// will take over the oldest handed attempt, or wake a worker
 			// for it (spawn), once w lets the lock go. So w, which runs
@@ -682,6 +684,12 @@ func (s *scheduler) graceFor(w *worker, att int32) {
 		// w may have returned within the grace period (and been dropped),
 		// or be running a later attempt.
 		if w.idx >= 0 && !w.detached && w.id == id && w.att == att && !s.ended {
+			if w.handed {
+				// Woken (wakeHanded) but not yet running: the grace
+				// period counts from when the attempt starts.
+				s.graceFor(w, att)
+				return
+			}
 			s.tick()
 			s.detach(w)
 			s.spawn()

@@ -184,3 +184,40 @@ func TestWorkersRunTogetherAmidShortTasks(t *testing.T) {
 		allCompleted(t, res, err, tasks)
 	}
 }
+
+// TestWorkersGraceForHandedAttempt covers an attempt whose task is
+// canceled while the worker it was handed to has not started it: group g
+// stops when a fails, which cancels b, handed to a worker not yet running.
+// The worker that ran a must not take b's attempt over, or b would run
+// without the grace period after which the job stops waiting for it: the
+// job must end while b's Func, which ignores its context, still runs. With
+// one processor the order is deterministic.
+func TestWorkersGraceForHandedAttempt(t *testing.T) {
+	// Not parallel: it changes GOMAXPROCS.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for range 10 {
+		release := make(chan struct{})
+		tasks := []dag.Task{{Name: "g", ContinueOnFailure: true, Sub: []dag.Task{
+			{Name: "a", Func: fail(errBoom)},
+			{Name: "b", Func: func(context.Context, dag.Values) (map[string]any, error) {
+				<-release // ignores its context
+				return nil, nil
+			}},
+		}}}
+		job, err := dag.Run(context.Background(), tasks, dag.Options{MaxParallel: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-job.Done():
+		case <-time.After(5 * time.Second): // the grace period is 20 ms
+			close(release)
+			t.Fatal("the job waited for b, canceled while handed out, past its grace period")
+		}
+		close(release)
+		res, _ := job.Wait()
+		if b := res.Tasks["g/b"]; b.State != dag.Canceled || b.Abandoned != 1 {
+			t.Errorf("g/b ended %v with %d abandoned attempts; want canceled with 1", b.State, b.Abandoned)
+		}
+	}
+}

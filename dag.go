@@ -49,7 +49,12 @@
 // more than three. Among ready tasks, the one with the longest chain of tasks
 // still ahead of it (the critical path) starts first, and ties go to the task
 // declared first. Only a task that can run holds a worker: a task waiting out
-// a retry delay holds none.
+// a retry delay holds none. A task starts (Running) as soon as a slot is
+// free; idle workers are woken one at a time, and a worker that has just
+// ended an attempt takes up the next started one itself, so short tasks run
+// on about as many goroutines as there are processors to run them, whatever
+// MaxParallel is, while tasks that wait (on I/O, on a timer) still run
+// MaxParallel at once.
 //
 // # Groups, fan-out, conditions and keep-going
 //

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,43 +62,63 @@ func TestWorkersReused(t *testing.T) {
 	}
 }
 
+// layerBarrier returns a maker of Funcs for n tasks that each wait until
+// all n have started, or fail when their context ends.
+func layerBarrier(n int) func(name string) dag.TaskFunc {
+	var started atomic.Int32
+	all := make(chan struct{})
+	return func(name string) dag.TaskFunc {
+		return func(ctx context.Context, _ dag.Values) (map[string]any, error) {
+			if started.Add(1) == int32(n) {
+				close(all)
+			}
+			select {
+			case <-all:
+				return nil, nil
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s: the other tasks of its layer did not start", name)
+			}
+		}
+	}
+}
+
+// barrierLayers returns layers of width tasks that must run all at once
+// (layerBarrier), each layer depending on the one before, with short no-op
+// tasks beside each layer, ready at the same time.
+func barrierLayers(layers, width, short int) []dag.Task {
+	nop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	var tasks []dag.Task
+	var prev []string
+	for layer := range layers {
+		for i := range short {
+			tasks = append(tasks, dag.Task{Name: fmt.Sprintf("s%d-%d", layer, i), DependsOn: prev, Func: nop})
+		}
+		barrier := layerBarrier(width)
+		var names []string
+		for i := range width {
+			name := fmt.Sprintf("l%d-%d", layer, i)
+			names = append(names, name)
+			tasks = append(tasks, dag.Task{Name: name, DependsOn: prev, Func: barrier(name)})
+		}
+		prev = names
+	}
+	return tasks
+}
+
 // TestWorkersRunTogether checks that MaxParallel attempts run at the same
 // time when they wait: workers are woken one at a time (each woken worker
 // wakes the next), and a worker that ends an attempt takes over attempts
 // handed to workers not woken yet, so a scheduler that lost a wake would
 // leave an attempt handed out and never run. Every task here waits until
 // all the tasks of its layer have started: the job ends only if each layer
-// runs all at once. The layers come after a task that makes them ready at
-// once, and after a task that other workers end before, in turns.
+// runs all at once.
 func TestWorkersRunTogether(t *testing.T) {
 	t.Parallel()
 	for _, width := range []int{2, 3, 8, 32} {
 		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) {
 			t.Parallel()
 			for range 20 {
-				var tasks []dag.Task
-				prev := []string{}
-				for layer := range 4 {
-					var started sync.WaitGroup
-					started.Add(width)
-					all := make(chan struct{})
-					go func() { started.Wait(); close(all) }()
-					var names []string
-					for i := range width {
-						name := fmt.Sprintf("l%d-%d", layer, i)
-						names = append(names, name)
-						tasks = append(tasks, dag.Task{Name: name, DependsOn: prev, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
-							started.Done()
-							select {
-							case <-all:
-								return nil, nil
-							case <-ctx.Done():
-								return nil, fmt.Errorf("%s: the other tasks of its layer did not start", name)
-							}
-						}})
-					}
-					prev = names
-				}
+				tasks := barrierLayers(4, width, 0)
 				res, err := runTasks(t, tasks, dag.Options{MaxParallel: width, Timeout: 10 * time.Second})
 				allCompleted(t, res, err, tasks)
 			}
@@ -119,24 +140,13 @@ func TestWorkersTakeOverThenWake(t *testing.T) {
 	const width = 4
 	for range 20 {
 		nop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
-		var started sync.WaitGroup
-		started.Add(width)
-		all := make(chan struct{})
-		go func() { started.Wait(); close(all) }()
+		barrier := layerBarrier(width)
 		tasks := []dag.Task{{Name: "r", Func: nop}, {Name: "q", DependsOn: []string{"r"}, Func: nop}}
 		tail := []string{"q"}
 		for i := range width {
 			name := fmt.Sprintf("b%d", i)
 			tail = append(tail, name)
-			tasks = append(tasks, dag.Task{Name: name, DependsOn: []string{"r"}, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
-				started.Done()
-				select {
-				case <-all:
-					return nil, nil
-				case <-ctx.Done():
-					return nil, fmt.Errorf("%s: the other b tasks did not start", name)
-				}
-			}})
+			tasks = append(tasks, dag.Task{Name: name, DependsOn: []string{"r"}, Func: barrier(name)})
 		}
 		tasks = append(tasks, dag.Task{Name: "tail", DependsOn: tail, Func: nop})
 		res, err := runTasks(t, tasks, dag.Options{MaxParallel: width + 1, Timeout: 10 * time.Second})
@@ -151,35 +161,9 @@ func TestWorkersTakeOverThenWake(t *testing.T) {
 // again. The waiting tasks must still all run at once.
 func TestWorkersRunTogetherAmidShortTasks(t *testing.T) {
 	t.Parallel()
-	const width, short = 8, 2000
-	nop := func(context.Context, dag.Values) (map[string]any, error) { return nil, nil }
+	const width = 8
 	for range 10 {
-		var tasks []dag.Task
-		prev := []string{}
-		for layer := range 3 {
-			var started sync.WaitGroup
-			started.Add(width)
-			all := make(chan struct{})
-			go func() { started.Wait(); close(all) }()
-			var names []string
-			for i := range short {
-				tasks = append(tasks, dag.Task{Name: fmt.Sprintf("s%d-%d", layer, i), DependsOn: prev, Func: nop})
-			}
-			for i := range width {
-				name := fmt.Sprintf("l%d-%d", layer, i)
-				names = append(names, name)
-				tasks = append(tasks, dag.Task{Name: name, DependsOn: prev, Func: func(ctx context.Context, _ dag.Values) (map[string]any, error) {
-					started.Done()
-					select {
-					case <-all:
-						return nil, nil
-					case <-ctx.Done():
-						return nil, fmt.Errorf("%s: the other waiting tasks of its layer did not start", name)
-					}
-				}})
-			}
-			prev = names
-		}
+		tasks := barrierLayers(3, width, 2000)
 		res, err := runTasks(t, tasks, dag.Options{MaxParallel: width + 4, Timeout: 10 * time.Second})
 		allCompleted(t, res, err, tasks)
 	}

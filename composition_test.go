@@ -25,16 +25,6 @@ func ctRun(t *testing.T, tasks []dag.Task, opts dag.Options) (dag.Result, error,
 	return out.Res, out.Err, out.Events
 }
 
-func ctPut(kv ...any) dag.TaskFunc {
-	return func(ctx context.Context, in dag.Values) (map[string]any, error) {
-		m := map[string]any{}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m, nil
-	}
-}
-
 // depKind is a way for a dependency to end, and the tasks that make it so.
 type depKind struct {
 	name  string
@@ -44,14 +34,14 @@ type depKind struct {
 }
 
 var ctDepKinds = []depKind{
-	{"completed", dag.Completed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: ctPut(n, 1)}} }},
+	{"completed", dag.Completed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: succeed(map[string]any{n: 1})}} }},
 	{"tolerated", dag.Failed, true, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: fail(errBoom), ContinueOnFailure: true}} }},
 	{"failed", dag.Failed, false, func(n string) []dag.Task { return []dag.Task{{Name: n, Func: fail(errBoom)}} }},
 	{"skipped", dag.Skipped, false, func(n string) []dag.Task {
 		return []dag.Task{{Name: n, Func: func(context.Context, dag.Values) (map[string]any, error) { return nil, dag.ErrSkip }}}
 	}},
 	{"upstream", dag.UpstreamFailed, false, func(n string) []dag.Task {
-		return []dag.Task{{Name: n + "-cause", Func: fail(errBoom)}, {Name: n, DependsOn: []string{n + "-cause"}, Func: ctPut(n, 1)}}
+		return []dag.Task{{Name: n + "-cause", Func: fail(errBoom)}, {Name: n, DependsOn: []string{n + "-cause"}, Func: succeed(map[string]any{n: 1})}}
 	}},
 }
 
@@ -193,7 +183,7 @@ func TestTriggerNeverEarly(t *testing.T) {
 	release := make(chan struct{})
 	var slowDone atomic.Bool
 	tasks := []dag.Task{
-		{Name: "fast", Func: ctPut("fast", 1)},
+		{Name: "fast", Func: succeed(map[string]any{"fast": 1})},
 		{Name: "slow", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			<-release
 			slowDone.Store(true)
@@ -225,7 +215,7 @@ func TestWhen(t *testing.T) {
 	count := func(ctx context.Context, in dag.Values) (map[string]any, error) { ran.Add(1); return nil, nil }
 	var sawX atomic.Int32
 	tasks := []dag.Task{
-		{Name: "a", Func: ctPut("x", 5)},
+		{Name: "a", Func: succeed(map[string]any{"x": 5})},
 		{Name: "no", DependsOn: []string{"a"}, When: func(in dag.Values) bool {
 			v, _ := dag.Lookup[int](in, "x")
 			sawX.Store(int32(v))
@@ -260,7 +250,7 @@ func TestWhen(t *testing.T) {
 
 func TestWhenPanics(t *testing.T) {
 	t.Parallel()
-	tasks := []dag.Task{{Name: "w", When: func(dag.Values) bool { panic("bad condition") }, Func: ctPut("w", 1)}}
+	tasks := []dag.Task{{Name: "w", When: func(dag.Values) bool { panic("bad condition") }, Func: succeed(map[string]any{"w": 1})}}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
 	var pe *dag.PanicError
 	if !errors.As(err, &pe) || pe.Value != "bad condition" {
@@ -312,9 +302,9 @@ func TestKeepGoingTwoBranches(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
 		{Name: "b1", Func: fail(errBoom)},
-		{Name: "b1-next", DependsOn: []string{"b1"}, Func: ctPut("x", 1)},
-		{Name: "ok", Func: ctPut("ok", 1)},
-		{Name: "ok-next", DependsOn: []string{"ok"}, Func: ctPut("ok2", 1)},
+		{Name: "b1-next", DependsOn: []string{"b1"}, Func: succeed(map[string]any{"x": 1})},
+		{Name: "ok", Func: succeed(map[string]any{"ok": 1})},
+		{Name: "ok-next", DependsOn: []string{"ok"}, Func: succeed(map[string]any{"ok2": 1})},
 		{Name: "b2", Func: fail(errBoom)},
 		{Name: "tolerated", Func: fail(errBoom), ContinueOnFailure: true},
 	}
@@ -349,7 +339,7 @@ func TestFailFastCancelsDependents(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
 		{Name: "f", Func: fail(errBoom)},
-		{Name: "d", DependsOn: []string{"f"}, Trigger: dag.AllDone, Func: ctPut("d", 1)},
+		{Name: "d", DependsOn: []string{"f"}, Trigger: dag.AllDone, Func: succeed(map[string]any{"d": 1})},
 	}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
 	var te *dag.TaskError
@@ -372,15 +362,15 @@ func TestSubDAG(t *testing.T) {
 		return ks
 	}
 	tasks := []dag.Task{
-		{Name: "before", Func: ctPut("before", 1)},
-		{Name: "other", Func: ctPut("other", 1)},
+		{Name: "before", Func: succeed(map[string]any{"before": 1})},
+		{Name: "other", Func: succeed(map[string]any{"other": 1})},
 		{Name: "g", DependsOn: []string{"before"}, Sub: []dag.Task{
-			{Name: "a", Func: ctPut("a", 1)},
+			{Name: "a", Func: succeed(map[string]any{"a": 1})},
 			{Name: "b", DependsOn: []string{"a"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 				seenByChild = keys(in)
 				return map[string]any{"b": 1}, nil
 			}},
-			{Name: "c", Func: ctPut("c", 1)},
+			{Name: "c", Func: succeed(map[string]any{"c": 1})},
 		}},
 		{Name: "after", DependsOn: []string{"g"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			seenByDependent = keys(in)
@@ -421,7 +411,7 @@ func TestSubDAGNested(t *testing.T) {
 	tasks := []dag.Task{
 		{Name: "a", Sub: []dag.Task{
 			{Name: "b", Sub: []dag.Task{
-				{Name: "c", Func: ctPut("c", 1)},
+				{Name: "c", Func: succeed(map[string]any{"c": 1})},
 			}},
 			{Name: "d", DependsOn: []string{"b"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 				if _, ok := in.Get("c"); !ok {
@@ -430,7 +420,7 @@ func TestSubDAGNested(t *testing.T) {
 				return map[string]any{"d": 1}, nil
 			}},
 		}},
-		{Name: "e", DependsOn: []string{"a/b/c"}, Func: ctPut("e", 1)},
+		{Name: "e", DependsOn: []string{"a/b/c"}, Func: succeed(map[string]any{"e": 1})},
 	}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
 	if err != nil {
@@ -449,10 +439,10 @@ func TestSubDAGNested(t *testing.T) {
 func TestSubDAGDependOnChildByPath(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
-		{Name: "root", Func: ctPut("root", 1)},
+		{Name: "root", Func: succeed(map[string]any{"root": 1})},
 		{Name: "g", DependsOn: []string{"root"}, Sub: []dag.Task{
-			{Name: "c", Func: ctPut("c", 1)},
-			{Name: "sib", Func: ctPut("sib", 1)},
+			{Name: "c", Func: succeed(map[string]any{"c": 1})},
+			{Name: "sib", Func: succeed(map[string]any{"sib": 1})},
 		}},
 		{Name: "t", DependsOn: []string{"g/c"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			var ks []string
@@ -487,9 +477,9 @@ func TestSubDAGFailure(t *testing.T) {
 					return block(ctx, in)
 				}},
 				{Name: "bad", Func: func(ctx context.Context, in dag.Values) (map[string]any, error) { <-started; return nil, errBoom }},
-				{Name: "later", DependsOn: []string{"bad"}, Func: ctPut("later", 1)},
+				{Name: "later", DependsOn: []string{"bad"}, Func: succeed(map[string]any{"later": 1})},
 			}},
-			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
+			{Name: "after", DependsOn: []string{"g"}, Func: succeed(map[string]any{"after": 1})},
 		}
 		res, err, _ := ctRun(t, tasks, dag.Options{MaxParallel: 4})
 		if err != nil {
@@ -511,11 +501,11 @@ func TestSubDAGFailure(t *testing.T) {
 		tasks := []dag.Task{
 			{Name: "g", Sub: []dag.Task{
 				{Name: "bad", Func: fail(errBoom)},
-				{Name: "good", Func: ctPut("good", 1)},
-				{Name: "good2", DependsOn: []string{"good"}, Func: ctPut("good2", 1)},
+				{Name: "good", Func: succeed(map[string]any{"good": 1})},
+				{Name: "good2", DependsOn: []string{"good"}, Func: succeed(map[string]any{"good2": 1})},
 			}},
 			{Name: "x", Func: fail(errBoom)},
-			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
+			{Name: "after", DependsOn: []string{"g"}, Func: succeed(map[string]any{"after": 1})},
 		}
 		res, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
 		var names []string
@@ -535,7 +525,7 @@ func TestSubDAGFailure(t *testing.T) {
 		t.Parallel()
 		tasks := []dag.Task{
 			{Name: "g", Sub: []dag.Task{{Name: "bad", Func: fail(errBoom)}}},
-			{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
+			{Name: "after", DependsOn: []string{"g"}, Func: succeed(map[string]any{"after": 1})},
 		}
 		res, err, _ := ctRun(t, tasks, dag.Options{})
 		var te *dag.TaskError
@@ -553,11 +543,11 @@ func TestSubDAGNotRun(t *testing.T) {
 	tasks := []dag.Task{
 		{Name: "f", Func: fail(errBoom)},
 		{Name: "g", DependsOn: []string{"f"}, Sub: []dag.Task{
-			{Name: "a", Func: ctPut("a", 1)},
-			{Name: "h", Sub: []dag.Task{{Name: "b", Func: ctPut("b", 1)}}},
+			{Name: "a", Func: succeed(map[string]any{"a": 1})},
+			{Name: "h", Sub: []dag.Task{{Name: "b", Func: succeed(map[string]any{"b": 1})}}},
 		}},
-		{Name: "s", When: func(dag.Values) bool { return false }, Sub: []dag.Task{{Name: "c", Func: ctPut("c", 1)}}},
-		{Name: "all-skipped", Sub: []dag.Task{{Name: "d", When: func(dag.Values) bool { return false }, Func: ctPut("d", 1)}}},
+		{Name: "s", When: func(dag.Values) bool { return false }, Sub: []dag.Task{{Name: "c", Func: succeed(map[string]any{"c": 1})}}},
+		{Name: "all-skipped", Sub: []dag.Task{{Name: "d", When: func(dag.Values) bool { return false }, Func: succeed(map[string]any{"d": 1})}}},
 	}
 	res, _, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
 	want := map[string]dag.State{
@@ -584,9 +574,9 @@ func TestSubDAGTimeout(t *testing.T) {
 				}
 				return nil, nil
 			}},
-			{Name: "next", DependsOn: []string{"ignores"}, Func: ctPut("n", 1)},
+			{Name: "next", DependsOn: []string{"ignores"}, Func: succeed(map[string]any{"n": 1})},
 		}},
-		{Name: "after", DependsOn: []string{"g"}, Func: ctPut("after", 1)},
+		{Name: "after", DependsOn: []string{"g"}, Func: succeed(map[string]any{"after": 1})},
 	}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
 	if err != nil {
@@ -607,8 +597,8 @@ func TestExpandCycle(t *testing.T) {
 	tasks := []dag.Task{{Name: "e", MaxRetries: 3, Expand: func(ctx context.Context, in dag.Values) ([]dag.Task, error) {
 		calls.Add(1)
 		return []dag.Task{
-			{Name: "x", DependsOn: []string{"y"}, Func: ctPut("x", 1)},
-			{Name: "y", DependsOn: []string{"x"}, Func: ctPut("y", 1)},
+			{Name: "x", DependsOn: []string{"y"}, Func: succeed(map[string]any{"x": 1})},
+			{Name: "y", DependsOn: []string{"x"}, Func: succeed(map[string]any{"y": 1})},
 		}, nil
 	}}}
 	res, err, _ := ctRun(t, tasks, dag.Options{})
@@ -738,7 +728,7 @@ func TestMaxParallelAcrossLevels(t *testing.T) {
 
 func TestCompositionValidation(t *testing.T) {
 	t.Parallel()
-	f := ctPut("x", 1)
+	f := succeed(map[string]any{"x": 1})
 	for _, tc := range []struct {
 		name  string
 		tasks []dag.Task
@@ -768,7 +758,7 @@ func TestSnapshot(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
 	tasks := []dag.Task{
-		{Name: "a", Func: ctPut("a", 1)},
+		{Name: "a", Func: succeed(map[string]any{"a": 1})},
 		{Name: "b", DependsOn: []string{"a"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			<-gate
 			return nil, nil

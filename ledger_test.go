@@ -139,10 +139,10 @@ func TestLedgerExpandAndMap(t *testing.T) {
 	if _, err := l.Values("nope"); err == nil {
 		t.Error("Values of an unknown task: no error")
 	}
-	if err := l.Expand("e", []dag.Task{{Name: "x", DependsOn: []string{"x"}, Func: ctPut("x", 1)}}); !errors.Is(err, dag.ErrCycle) {
+	if err := l.Expand("e", []dag.Task{{Name: "x", DependsOn: []string{"x"}, Func: succeed(map[string]any{"x": 1})}}); !errors.Is(err, dag.ErrCycle) {
 		t.Errorf("Expand of a cycle = %v", err)
 	}
-	l2, _ := dag.NewLedger([]dag.Task{{Name: "a", Func: ctPut("k", 1)}, {Name: "b", Func: ctPut("k", 2)}}, nil)
+	l2, _ := dag.NewLedger([]dag.Task{{Name: "a", Func: succeed(map[string]any{"k": 1})}, {Name: "b", Func: succeed(map[string]any{"k": 2})}}, nil)
 	_ = l2.Put("a", map[string]any{"k": 1})
 	if err := l2.Put("b", map[string]any{"k": 2}); !errors.Is(err, dag.ErrConflict) {
 		t.Errorf("unordered writers: %v", err)

@@ -1807,7 +1807,7 @@ func TestCompositionGroupWhenPanics(t *testing.T) {
 func TestCompositionEmptySub(t *testing.T) {
 	t.Parallel()
 	tasks := []dag.Task{
-		{Name: "a", Func: ctPut("a", 1)},
+		{Name: "a", Func: succeed(map[string]any{"a": 1})},
 		{Name: "g", DependsOn: []string{"a"}, Sub: []dag.Task{}},
 		{Name: "after", DependsOn: []string{"g"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			if _, ok := in.Get("a"); !ok {

@@ -4,42 +4,22 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/dagrun/dag"
+	"github.com/dagrun/dag/dagtest"
 	"github.com/google/go-cmp/cmp"
 )
 
-// rsCalls counts the runs of each task, by full name.
-type rsCalls struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *rsCalls) wrap(name string, fn dag.TaskFunc) dag.TaskFunc {
-	return func(ctx context.Context, in dag.Values) (map[string]any, error) {
-		info, _ := dag.TaskInfoFromContext(ctx)
-		c.mu.Lock()
-		if c.n == nil {
-			c.n = map[string]int{}
-		}
-		c.n[info.Task]++
-		c.mu.Unlock()
-		return fn(ctx, in)
-	}
-}
-
-func (c *rsCalls) ran() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// ranTasks returns the full names of the tasks whose Funcs rec saw
+// called, sorted, each once.
+func ranTasks(rec *dagtest.Recorder) []string {
 	var names []string
-	for k := range c.n {
-		names = append(names, k)
+	for _, c := range rec.Calls() {
+		names = append(names, c.Task)
 	}
 	slices.Sort(names)
-	c.n = nil
-	return names
+	return slices.Compact(names)
 }
 
 // TestResumeEveryKind resumes a job with every kind of task, after a run
@@ -48,19 +28,18 @@ func (c *rsCalls) ran() []string {
 // uninterrupted run's.
 func TestResumeEveryKind(t *testing.T) {
 	t.Parallel()
-	var calls rsCalls
 	broken := true
-	flaky := calls.wrap("flaky", func(ctx context.Context, in dag.Values) (map[string]any, error) {
+	flaky := func(ctx context.Context, in dag.Values) (map[string]any, error) {
 		if broken {
 			return nil, errBoom
 		}
 		return map[string]any{"flaky": 1}, nil
-	})
-	put := func(k string) dag.TaskFunc { return calls.wrap(k, ctPut(k, k)) }
+	}
+	put := func(k string) dag.TaskFunc { return succeed(map[string]any{k: k}) }
 	m := dag.Map("m", "items", "mapped", func(ctx context.Context, s string) (string, error) { return s + "!", nil })
 	m.DependsOn = []string{"plain"}
 	tasks := []dag.Task{
-		{Name: "plain", Func: calls.wrap("plain", ctPut("items", []string{"a", "b"}))},
+		{Name: "plain", Func: succeed(map[string]any{"items": []string{"a", "b"}})},
 		{Name: "g", DependsOn: []string{"plain"}, Sub: []dag.Task{
 			{Name: "x", Func: put("x")},
 			{Name: "y", DependsOn: []string{"x"}, Func: put("y")},
@@ -72,22 +51,22 @@ func TestResumeEveryKind(t *testing.T) {
 		{Name: "skip", When: func(dag.Values) bool { return false }, Func: put("skip")},
 		{Name: "flaky", Func: flaky},
 		{Name: "after-flaky", DependsOn: []string{"flaky"}, Func: put("after-flaky")},
-		{Name: "tolerant", ContinueOnFailure: true, Func: calls.wrap("tolerant", fail(errBoom))},
+		{Name: "tolerant", ContinueOnFailure: true, Func: fail(errBoom)},
 		{Name: "after-all", DependsOn: []string{"g", "e", "m", "tolerant"}, Func: put("after-all")},
 	}
 	first, err, _ := ctRun(t, tasks, dag.Options{KeepGoing: true})
 	if err == nil || first.Tasks["after-flaky"].State != dag.UpstreamFailed {
 		t.Fatalf("first run: %v, %+v", err, first.Tasks["after-flaky"])
 	}
-	calls.ran()
 
 	broken = false
-	second, err, events := ctRun(t, tasks, dag.Options{KeepGoing: true, Resume: &first})
+	var rec dagtest.Recorder
+	second, err, events := ctRun(t, rec.Wrap(tasks), dag.Options{KeepGoing: true, Resume: &first})
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	// after-all depends on tolerant, which failed and runs again.
-	if got, want := calls.ran(), []string{"after-all", "after-flaky", "flaky", "tolerant"}; !slices.Equal(got, want) {
+	if got, want := ranTasks(&rec), []string{"after-all", "after-flaky", "flaky", "tolerant"}; !slices.Equal(got, want) {
 		t.Errorf("second run ran %v; want %v", got, want)
 	}
 	for _, name := range []string{"plain", "g/x", "g/y", "e/c1", "e/c2", "m/0", "m/1"} {
@@ -122,28 +101,27 @@ func TestResumeEveryKind(t *testing.T) {
 // one that runs again runs again.
 func TestResumeChangedTasks(t *testing.T) {
 	t.Parallel()
-	var calls rsCalls
 	v1 := []dag.Task{
-		{Name: "a", Func: calls.wrap("a", ctPut("a", 1))},
-		{Name: "gone", Func: calls.wrap("gone", ctPut("gone", 1))},
-		{Name: "b", DependsOn: []string{"a"}, Func: calls.wrap("b", ctPut("b", 1))},
+		{Name: "a", Func: succeed(map[string]any{"a": 1})},
+		{Name: "gone", Func: succeed(map[string]any{"gone": 1})},
+		{Name: "b", DependsOn: []string{"a"}, Func: succeed(map[string]any{"b": 1})},
 	}
 	first, err, _ := ctRun(t, v1, dag.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls.ran()
 	v2 := []dag.Task{
-		{Name: "new", Func: calls.wrap("new", ctPut("new", 1))},
-		{Name: "a", DependsOn: []string{"new"}, Func: calls.wrap("a", ctPut("a", 2))},
-		{Name: "b", DependsOn: []string{"a"}, Func: calls.wrap("b", ctPut("b", 2))},
-		{Name: "c", Func: calls.wrap("c", ctPut("c", 1))},
+		{Name: "new", Func: succeed(map[string]any{"new": 1})},
+		{Name: "a", DependsOn: []string{"new"}, Func: succeed(map[string]any{"a": 2})},
+		{Name: "b", DependsOn: []string{"a"}, Func: succeed(map[string]any{"b": 2})},
+		{Name: "c", Func: succeed(map[string]any{"c": 1})},
 	}
-	second, err, events := ctRun(t, v2, dag.Options{Resume: &first})
+	var rec dagtest.Recorder
+	second, err, events := ctRun(t, rec.Wrap(v2), dag.Options{Resume: &first})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := calls.ran(), []string{"a", "b", "c", "new"}; !slices.Equal(got, want) {
+	if got, want := ranTasks(&rec), []string{"a", "b", "c", "new"}; !slices.Equal(got, want) {
 		t.Errorf("ran %v; want %v", got, want)
 	}
 	if _, ok := second.Tasks["gone"]; ok {
@@ -169,7 +147,7 @@ func TestResumeContext(t *testing.T) {
 	t.Parallel()
 	failing := true
 	tasks := []dag.Task{
-		{Name: "w1", Func: ctPut("k", 1)},
+		{Name: "w1", Func: succeed(map[string]any{"k": 1})},
 		{Name: "reader", DependsOn: []string{"w1"}, Func: func(ctx context.Context, in dag.Values) (map[string]any, error) {
 			k, _ := dag.Lookup[int](in, "k")
 			init, _ := dag.Lookup[string](in, "init")
@@ -178,7 +156,7 @@ func TestResumeContext(t *testing.T) {
 			}
 			return map[string]any{"seen": k, "init-seen": init}, nil
 		}},
-		{Name: "w2", DependsOn: []string{"w1"}, Func: ctPut("k", 2)},
+		{Name: "w2", DependsOn: []string{"w1"}, Func: succeed(map[string]any{"k": 2})},
 	}
 	first, _, _ := ctRun(t, tasks, dag.Options{KeepGoing: true, Context: map[string]any{"init": "old"}})
 	failing = false
@@ -203,8 +181,8 @@ func TestResumeConflict(t *testing.T) {
 		"a": {State: dag.Completed, Attempts: 1, Output: map[string]any{"k": "a"}},
 	}}
 	tasks := []dag.Task{
-		{Name: "a", Func: ctPut("k", "a")},
-		{Name: "b", Func: ctPut("k", "b")},
+		{Name: "a", Func: succeed(map[string]any{"k": "a"})},
+		{Name: "b", Func: succeed(map[string]any{"k": "b"})},
 	}
 	_, err, _ := ctRun(t, tasks, dag.Options{Resume: &first})
 	if !errors.Is(err, dag.ErrConflict) {
@@ -217,19 +195,19 @@ func TestResumeConflict(t *testing.T) {
 // sees what the group sees.
 func TestResumeGroupRerunsWhenItsInputChanged(t *testing.T) {
 	t.Parallel()
-	var calls rsCalls
 	tasks := []dag.Task{
-		{Name: "src", Func: calls.wrap("src", ctPut("src", 1))},
-		{Name: "g", DependsOn: []string{"src"}, Sub: []dag.Task{{Name: "c", Func: calls.wrap("c", ctPut("c", 1))}}},
+		{Name: "src", Func: succeed(map[string]any{"src": 1})},
+		{Name: "g", DependsOn: []string{"src"}, Sub: []dag.Task{{Name: "c", Func: succeed(map[string]any{"c": 1})}}},
 	}
 	prev := dag.Result{Tasks: map[string]dag.TaskResult{
 		"g/c": {State: dag.Completed, Attempts: 1, Output: map[string]any{"c": 1}},
 	}}
-	_, err, _ := ctRun(t, tasks, dag.Options{Resume: &prev})
+	var rec dagtest.Recorder
+	_, err, _ := ctRun(t, rec.Wrap(tasks), dag.Options{Resume: &prev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := calls.ran(); !slices.Equal(got, []string{"g/c", "src"}) {
+	if got := ranTasks(&rec); !slices.Equal(got, []string{"g/c", "src"}) {
 		t.Errorf("ran %v; want g/c to run again after src did", got)
 	}
 }

@@ -63,7 +63,8 @@ type scheduler struct {
 	// task is a member of the job itself.
 	nested bool
 
-	t0 time.Time // when Run started the job
+	t0    time.Time // when Run started the job
+	ident *jobIdent // the job's name and t0, for attempt contexts
 
 	mu        sync.Mutex
 	waiting   atomic.Int32   // workers that ended an attempt and wait for mu (see work)
@@ -88,7 +89,6 @@ type scheduler struct {
 	grace     *time.Timer    // guarded by mu: ends the abandon grace period
 	decide    []int32        // guarded by mu: nodes whose dependencies have all ended, to decide
 	saving    int            // guarded by mu: checkpoint Saves running (see deferSave)
-	actxs     []attemptCtx   // guarded by mu: attempt contexts not handed out yet
 }
 
 // node is the scheduler's record of one node: a task, a group's open node,
@@ -185,6 +185,7 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 		done: make(chan struct{}),
 		ck:   ck,
 	}
+	s.ident = &jobIdent{name: opts.Name, t0: s.t0}
 	s.store = newStore(len(g.nodes), opts.Context)
 	s.opts.Context = nil // the store holds the copy
 	if opts.Resume != nil {

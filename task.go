@@ -137,9 +137,11 @@ func ContextWithTaskInfo(ctx context.Context, info TaskInfo) context.Context {
 // TaskInfoFromContext returns the identity of the attempt whose context ctx
 // is, or derives from, and whether there is one.
 func TaskInfoFromContext(ctx context.Context) (TaskInfo, bool) {
-	info, ok := ctx.Value(taskInfoKey{}).(*TaskInfo)
-	if !ok {
-		return TaskInfo{}, false
+	switch v := ctx.Value(taskInfoKey{}).(type) {
+	case *attemptCtx:
+		return v.taskInfo(), true
+	case *TaskInfo:
+		return *v, true
 	}
-	return *info, true
+	return TaskInfo{}, false
 }

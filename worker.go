@@ -43,7 +43,6 @@ type worker struct {
 	expand  func(context.Context, Values) ([]Task, error)
 	timeout time.Duration
 	parent  context.Context // the context of the task's group
-	actx    *attemptCtx     // the attempt's context, to fill in
 	sc      *scope
 	local   int32
 	started int64 // the attempt's start, as a node time
@@ -51,8 +50,12 @@ type worker struct {
 	// reusable says that the Expand it runs may have its tasks restored.
 	reusable bool
 	// out is where the worker copies each output, reused across attempts.
-	// Only the worker's goroutine uses it.
+	// Only the worker's goroutine uses it, and the next two.
 	out []kv
+	// actxs are attempt contexts not used yet (newAttemptCtx), from a
+	// chunk of chunk of them.
+	actxs []attemptCtx
+	chunk int
 }
 
 // spawn hands ready tasks to workers while fewer than MaxParallel run,
@@ -168,9 +171,9 @@ func (s *scheduler) takeOver(w *worker) bool {
 	h.handed = false
 	w.id, w.att, w.timedOut = h.id, h.att, false
 	w.fn, w.timeout, w.expand, w.reusable = h.fn, h.timeout, h.expand, h.reusable
-	w.parent, w.actx, w.sc, w.local = h.parent, h.actx, h.sc, h.local
+	w.parent, w.sc, w.local = h.parent, h.sc, h.local
 	w.started, w.first = h.started, h.first
-	h.fn, h.expand, h.parent, h.actx, h.sc = nil, nil, nil, nil, nil
+	h.fn, h.expand, h.parent, h.sc = nil, nil, nil, nil
 	s.drop(h)
 	s.idle = append(s.idle, h)
 	return true
@@ -210,7 +213,6 @@ func (s *scheduler) start(w *worker, id int32) {
 		w.expand, w.reusable = r.extra.expand, r.extra.reusable
 	}
 	w.parent = s.groupOf(id).ctx
-	w.actx = s.newAttemptCtx()
 	w.sc, w.local = s.loc(id)
 	w.started, w.first = s.stamp(), n.started
 	s.transition(id, Running, n.attempts, nil)
@@ -284,32 +286,56 @@ const (
 	workerParks                     // wait in s.idle to be handed a task, or to end
 )
 
-// attemptCtx is the context of one attempt: its group's context, and the
-// attempt's identity for TaskInfoFromContext, in one allocation.
+// attemptCtx is the context of one attempt: its group's context, and what
+// TaskInfoFromContext makes the attempt's TaskInfo from, in one
+// allocation. (A TaskInfo itself would take 24 bytes more per attempt, and
+// a clock conversion that few tasks ask for.)
 type attemptCtx struct {
 	context.Context
-	info TaskInfo
+	job     *jobIdent
+	task    string
+	att     int32
+	started int64 // as a node time
 }
 
-// attemptCtxChunk is how many attempt contexts are allocated together.
+// jobIdent is what every attempt context of a job shares: small, so that a
+// context a Func keeps after the job ended keeps nothing else of the job.
+type jobIdent struct {
+	name string
+	t0   time.Time // when Run started the job: node times count from it
+}
+
+// taskInfo returns the attempt's TaskInfo.
+func (c *attemptCtx) taskInfo() TaskInfo {
+	info := TaskInfo{Job: c.job.name, Task: c.task, Attempt: int(c.att)}
+	if c.started != 0 {
+		info.Started = c.job.t0.Add(time.Duration(c.started - 1))
+	}
+	return info
+}
+
+// attemptCtxChunk is how many attempt contexts a worker allocates together,
+// at most: its first chunks are smaller, so that a small job allocates
+// little.
 const attemptCtxChunk = 64
 
-// newAttemptCtx returns a context for one attempt, to fill in. Contexts are
-// allocated by the chunk, one allocation per 64 attempts rather than one
-// per attempt; a context that a Func keeps after returning keeps its chunk
-// (about 6 KB) alive. s.mu is held.
-func (s *scheduler) newAttemptCtx() *attemptCtx {
-	if len(s.actxs) == 0 {
-		s.actxs = make([]attemptCtx, min(attemptCtxChunk, max(s.remaining, 1)))
+// newAttemptCtx returns a context for w's next attempt, to fill in.
+// Contexts are allocated by the chunk, one allocation per 64 attempts
+// rather than one per attempt; a context that a Func keeps after returning
+// keeps its chunk (about 4 KB) alive. Only w's goroutine calls it.
+func (w *worker) newAttemptCtx() *attemptCtx {
+	if len(w.actxs) == 0 {
+		w.chunk = min(max(2*w.chunk, 4), attemptCtxChunk)
+		w.actxs = make([]attemptCtx, w.chunk)
 	}
-	c := &s.actxs[0]
-	s.actxs = s.actxs[1:]
+	c := &w.actxs[0]
+	w.actxs = w.actxs[1:]
 	return c
 }
 
 func (c *attemptCtx) Value(key any) any {
 	if key == (taskInfoKey{}) {
-		return &c.info
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -334,8 +360,9 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 	// sets them under it, before the goroutine reads them).
 	id, att, timeout := w.id, w.att, w.timeout
 	name := w.sc.g.names[w.local]
-	*w.actx = attemptCtx{Context: w.parent, info: TaskInfo{Job: s.opts.Name, Task: name, Attempt: int(att), Started: s.timeOf(w.started)}}
-	var ctx context.Context = w.actx
+	ac := w.newAttemptCtx()
+	*ac = attemptCtx{Context: w.parent, job: s.ident, task: name, att: att, started: w.started}
+	var ctx context.Context = ac
 	var timeoutErr error
 	disarm := func() {}
 	if timeout > 0 {

@@ -44,36 +44,11 @@ func (s *scheduler) stop(state State, err error) {
 	s.state, s.err = state, err
 	s.root.stopped = true
 	s.cancel(err)
-	// Tasks first, in declaration order, then the groups, inner ones
-	// (numbered after the groups they are in) first: a group's event comes
-	// after its tasks'.
-	var groups []int32
-	for i := range s.nodes {
-		n := &s.nodes[i]
-		if n.state.Final() {
-			continue
+	s.cancelUnended(func(visit func(int32)) {
+		for i := range s.nodes {
+			visit(int32(i))
 		}
-		if x := s.refs[i].extra; x != nil {
-			if x.retry != nil {
-				x.retry.Stop()
-				x.retry = nil
-			}
-			if x.group != nil {
-				x.group.close(err)
-			}
-		}
-		if x := s.refs[i].extra; n.kind == kindOpen || (x != nil && x.group != nil) {
-			groups = append(groups, int32(i))
-			continue
-		}
-		n.finished = s.stamp()
-		s.transition(int32(i), Canceled, n.attempts, nil)
-	}
-	for _, id := range slices.Backward(groups) {
-		n := &s.nodes[id]
-		n.finished = s.stamp()
-		s.transition(id, Canceled, n.attempts, nil)
-	}
+	}, err)
 	s.clearReady()
 	s.decide = s.decide[:0]
 	s.wakeHanded()
@@ -82,6 +57,47 @@ func (s *scheduler) stop(state State, err error) {
 		s.grace = time.AfterFunc(abandonGrace, s.abandonAll)
 	}
 	s.maybeEnd()
+}
+
+// cancelUnended ends Canceled every node that each visits and that has not
+// ended, and returns them in the order their events came: its retry timer
+// stops, a group among them is marked stopped and its context closed with
+// cause, and the tasks end first, in the order visited, then the groups,
+// inner ones (visited after the groups they are in) first, so that a
+// group's event comes after its tasks'. s.mu is held.
+func (s *scheduler) cancelUnended(each func(visit func(id int32)), cause error) []int32 {
+	var canceled, groups []int32
+	each(func(id int32) {
+		n := &s.nodes[id]
+		if n.state.Final() {
+			return
+		}
+		x := s.refs[id].extra
+		if x != nil {
+			if x.retry != nil {
+				x.retry.Stop()
+				x.retry = nil
+			}
+			if x.group != nil {
+				x.group.stopped = true
+				x.group.close(cause)
+			}
+		}
+		if n.kind == kindOpen || (x != nil && x.group != nil) {
+			groups = append(groups, id)
+			return
+		}
+		n.finished = s.stamp()
+		s.transition(id, Canceled, n.attempts, nil)
+		canceled = append(canceled, id)
+	})
+	for _, id := range slices.Backward(groups) {
+		n := &s.nodes[id]
+		n.finished = s.stamp()
+		s.transition(id, Canceled, n.attempts, nil)
+		canceled = append(canceled, id)
+	}
+	return canceled
 }
 
 // abandonAll ends the grace period of a stopping job: attempts still

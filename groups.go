@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -259,37 +258,7 @@ func (s *scheduler) groupFailure(grp *groupRun) (error, *TaskError) {
 func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 	grp.stopped = true
 	grp.close(cause)
-	var canceled, groups []int32
-	s.members(grp, func(id int32) {
-		n := &s.nodes[id]
-		if n.state.Final() {
-			return
-		}
-		if x := s.refs[id].extra; x != nil {
-			if x.retry != nil {
-				x.retry.Stop()
-				x.retry = nil
-			}
-			if x.group != nil {
-				x.group.stopped = true
-				x.group.close(cause)
-			}
-		}
-		if x := s.refs[id].extra; n.kind == kindOpen || (x != nil && x.group != nil) {
-			groups = append(groups, id)
-			return
-		}
-		n.finished = s.stamp()
-		s.transition(id, Canceled, n.attempts, nil)
-		canceled = append(canceled, id)
-	})
-	// A group's event comes after its tasks': inner groups first.
-	for _, id := range slices.Backward(groups) {
-		n := &s.nodes[id]
-		n.finished = s.stamp()
-		s.transition(id, Canceled, n.attempts, nil)
-		canceled = append(canceled, id)
-	}
+	canceled := s.cancelUnended(func(visit func(int32)) { s.members(grp, visit) }, cause)
 	s.wakeHanded() // attempts handed out for canceled tasks see their context at once
 	for _, w := range s.running {
 		if !w.detached && !w.timedOut && s.nodes[w.id].state == Canceled {

@@ -149,10 +149,7 @@ func (s *scheduler) endMembers(id int32, to State) {
 // running it. s.mu is held.
 func (s *scheduler) restore(id int32, tr *TaskResult) {
 	n := &s.nodes[id]
-	out := make([]kv, 0, len(tr.Output))
-	for k, v := range tr.Output {
-		out = append(out, kv{k, v})
-	}
+	out := appendKVs(nil, tr.Output)
 	if !n.private {
 		sc, l := s.loc(id)
 		if err := s.store.put(sc, l, out); err != nil {

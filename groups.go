@@ -178,10 +178,7 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 		})
 		out, cerr := collect(x.collect, outs)
 		if cerr == nil {
-			kvs := make([]kv, 0, len(out))
-			for k, v := range out {
-				kvs = append(kvs, kv{k, v})
-			}
+			kvs := appendKVs(nil, out)
 			sc, l := s.loc(id)
 			if perr := s.store.put(sc, l, kvs); perr != nil {
 				grp.close(errGroupEnded)

@@ -127,11 +127,7 @@ func (l *Ledger) Put(task string, out map[string]any) error {
 }
 
 func (l *Ledger) put(lt ledgerTask, out map[string]any) error {
-	kvs := make([]kv, 0, len(out))
-	for k, v := range out {
-		kvs = append(kvs, kv{k, v})
-	}
-	if err := l.store.put(lt.sc, lt.local, kvs); err != nil {
+	if err := l.store.put(lt.sc, lt.local, appendKVs(nil, out)); err != nil {
 		if b, ok := err.(*blamedError); ok {
 			return b.err
 		}

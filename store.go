@@ -136,6 +136,15 @@ type kv struct {
 	val any
 }
 
+// appendKVs appends the entries of m to dst, in no particular order.
+func appendKVs(dst []kv, m map[string]any) []kv {
+	dst = slices.Grow(dst, len(m))
+	for k, v := range m {
+		dst = append(dst, kv{k, v})
+	}
+	return dst
+}
+
 // put records the output of task t of scope sc, all of it or, on a
 // conflict, none. The caller holds the job's lock, so puts never run
 // concurrently: a put that meets a conflict can take back the writes it

@@ -550,9 +550,7 @@ func (s *scheduler) finish(w *worker, o outcome, alive bool) afterAttempt {
 	kvs := w.out[:0]
 	if o.err == nil && len(o.out) > 0 {
 		o.copied = maps.Clone(o.out)
-		for k, v := range o.copied {
-			kvs = append(kvs, kv{k, v})
-		}
+		kvs = appendKVs(kvs, o.copied)
 	}
 	// Read the clock, and whether the job's context has ended, before
 	// taking the lock: the less done under it, the less the workers of a

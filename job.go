@@ -127,23 +127,35 @@ func Run(ctx context.Context, tasks []Task, opts Options) (*Job, error) {
 			// A checkpoint in the store wins over Options.Resume.
 			opts.Resume = ck.resume
 		}
-		if opts.Resume != nil {
-			saved := make(map[string]*TaskResult, len(opts.Resume.Tasks))
-			for name, tr := range opts.Resume.Tasks {
-				saved[name] = &tr
+	}
+	resume := completedRecords(opts.Resume)
+	if ck != nil && resume != nil {
+		stale, restored, _ := staleRecords(g, resume, true)
+		if err := ck.prepare(stale, restored, resume); err != nil {
+			ck.release()
+			if opts.Events != nil {
+				closeEvents(opts.Events)
 			}
-			stale, restored, _ := staleRecords(g, saved, true)
-			if err := ck.prepare(stale, restored, saved); err != nil {
-				ck.release()
-				if opts.Events != nil {
-					closeEvents(opts.Events)
-				}
-				return nil, err
-			}
+			return nil, err
 		}
 	}
-	s := newScheduler(ctx, g, opts, ck)
+	s := newScheduler(ctx, g, opts, ck, resume)
 	return &Job{s: s}, nil
+}
+
+// completedRecords returns the Completed task records of res by name: what
+// a run may restore. It is nil without res.
+func completedRecords(res *Result) map[string]*TaskResult {
+	if res == nil {
+		return nil
+	}
+	m := make(map[string]*TaskResult, len(res.Tasks))
+	for name, tr := range res.Tasks {
+		if tr.State == Completed {
+			m[name] = &tr
+		}
+	}
+	return m
 }
 
 // Wait blocks until the job ends and returns its result, and nil or why

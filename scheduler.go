@@ -177,7 +177,10 @@ type groupRun struct {
 	restorable bool
 }
 
-func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *scheduler {
+// newScheduler sets up the job of graph g and starts it. resume holds the
+// records it may restore (completedRecords of Options.Resume, or of the
+// checkpoint), nil without.
+func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint, resume map[string]*TaskResult) *scheduler {
 	s := &scheduler{
 		t0:   time.Now(),
 		opts: opts,
@@ -188,14 +191,7 @@ func newScheduler(ctx context.Context, g *graph, opts Options, ck *checkpoint) *
 	s.ident = &jobIdent{name: opts.Name, t0: s.t0}
 	s.store = newStore(len(g.nodes), opts.Context)
 	s.opts.Context = nil // the store holds the copy
-	if opts.Resume != nil {
-		s.resume = make(map[string]*TaskResult, len(opts.Resume.Tasks))
-		for name, tr := range opts.Resume.Tasks {
-			if tr.State == Completed {
-				s.resume[name] = &tr
-			}
-		}
-	}
+	s.resume = resume
 	s.scopes = []*scope{{g: g, owner: -1}}
 	s.nested = g.groups || slices.ContainsFunc(g.nodes, func(n gnode) bool { return n.kind == kindExpand })
 	s.nodes = make([]node, 0, len(g.nodes))

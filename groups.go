@@ -197,9 +197,7 @@ func (s *scheduler) closeGroup(grp *groupRun) {
 		n.reused = true
 		s.directMembers(grp, func(m int32) { n.reused = n.reused && s.nodes[m].reused })
 	}
-	n.finished = s.stamp()
-	x.err = err
-	s.transition(id, state, n.attempts, err)
+	s.endWith(id, state, n.attempts, err)
 	s.taskEnded(id, cause)
 }
 
@@ -270,14 +268,11 @@ func (s *scheduler) stopGroup(grp *groupRun, cause *TaskError) {
 		}
 	}
 	id := grp.node
-	n := &s.nodes[id]
-	n.finished = s.stamp()
 	var err error = cause
 	if cause.Task == s.name(id) {
 		err = cause.Err // the group's own timeout
 	}
-	s.extraOf(id).err = err
-	s.transition(id, Failed, n.attempts, err)
+	s.endWith(id, Failed, s.nodes[id].attempts, err)
 	s.taskEnded(id, cause)
 }
 

@@ -9,14 +9,28 @@ import (
 
 // Failures and retries of tasks.
 
+// endWith ends task id in state to after attempt att, with err as the
+// TaskResult's Err. The caller then lets the end take effect (taskEnded,
+// or stop). s.mu is held.
+func (s *scheduler) endWith(id int32, to State, att int32, err error) {
+	s.extraOf(id).err = err
+	s.nodes[id].finished = s.stamp()
+	s.transition(id, to, att, err)
+}
+
 // failed fails task id for good after attempt att failed with err, and
 // ends it. s.mu is held.
 func (s *scheduler) failed(id, att int32, err error) {
-	n := &s.nodes[id]
-	s.extraOf(id).err = err
-	n.finished = s.stamp()
-	s.transition(id, Failed, att, err)
+	s.endWith(id, Failed, att, err)
 	s.taskEnded(id, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(att), Err: err})
+}
+
+// storeFailed fails task id, and the job with it, because the checkpoint
+// store failed while attempt att saved its output (err wraps the store's
+// error). s.mu is held.
+func (s *scheduler) storeFailed(id, att int32, err error) {
+	s.endWith(id, Failed, att, err)
+	s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(id), Attempts: int(att), Err: err})
 }
 
 // conflicted fails the job for a conflict (err, from the store), whatever
@@ -31,10 +45,7 @@ func (s *scheduler) conflicted(id, att int32, err error) {
 		blamed = b.blame.sc.base + b.blame.task
 		err = b.err
 	}
-	n := &s.nodes[id]
-	s.extraOf(id).err = err
-	n.finished = s.stamp()
-	s.transition(id, Failed, att, err)
+	s.endWith(id, Failed, att, err)
 	if s.state == Running {
 		s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(blamed), Attempts: int(s.nodes[blamed].attempts), Err: err})
 	}

@@ -471,10 +471,7 @@ func (s *scheduler) saveThenComplete(id, att int32, name string, out []kv, copie
 	if n.state == Running && n.attempts == att && s.state == Running {
 		switch {
 		case storeFailed:
-			s.extraOf(id).err = err
-			n.finished = s.stamp()
-			s.transition(id, Failed, att, err)
-			s.stop(Failed, &TaskError{Job: s.opts.Name, Task: name, Attempts: int(att), Err: err})
+			s.storeFailed(id, att, err)
 		case err != nil:
 			s.failed(id, att, err)
 		default:
@@ -605,14 +602,9 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 	case o.err != nil:
 		switch {
 		case o.store:
-			s.extraOf(w.id).err = o.err
-			n.finished = s.stamp()
-			s.transition(w.id, Failed, w.att, o.err)
-			s.stop(Failed, &TaskError{Job: s.opts.Name, Task: s.name(w.id), Attempts: int(w.att), Err: o.err})
+			s.storeFailed(w.id, w.att, o.err)
 		case o.skip:
-			s.extraOf(w.id).err = o.err
-			n.finished = s.stamp()
-			s.transition(w.id, Skipped, w.att, o.err)
+			s.endWith(w.id, Skipped, w.att, o.err)
 			s.taskEnded(w.id, nil)
 		default:
 			s.attemptFailed(w.id, w.att, o.err, o.permanent)

@@ -58,12 +58,11 @@ func (s *scheduler) startGroup(id int32, restorable bool) {
 }
 
 // expanded starts the tasks that attempt att of Expand task id returned,
-// as its group, or fails the task for good if they are not a valid DAG.
-// s.mu is held.
-func (s *scheduler) expanded(id, att int32, children []Task) {
+// whose graph g the worker built, as its group, or fails the task for good
+// with err if they are not a valid DAG. s.mu is held.
+func (s *scheduler) expanded(id, att int32, g *graph, err error) {
 	sc, l := s.loc(id)
 	name := sc.g.names[l]
-	g, err := buildScope(children, name+"/", true)
 	if err != nil {
 		s.failed(id, att, &wrapError{
 			msg: fmt.Sprintf("dag: the tasks that Expand of task %s returned are not a valid DAG: %s", quote(name), inner(err)),

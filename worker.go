@@ -345,7 +345,8 @@ func (c *attemptCtx) Value(key any) any {
 type outcome struct {
 	out       map[string]any
 	copied    map[string]any // a copy of out, made by finish
-	children  []Task
+	graph     *graph         // the graph of the tasks an Expand returned, or why they are not a valid DAG (graphErr)
+	graphErr  error
 	err       error
 	permanent bool  // err asks for no retry
 	skip      bool  // err is, or wraps, ErrSkip
@@ -395,30 +396,34 @@ func (s *scheduler) attempt(w *worker) afterAttempt {
 		}
 	}()
 	var o outcome
+	var children []Task // an Expand's
 	in := Values{s: s.store, sc: w.sc, t: w.local}
 	if w.expand != nil {
-		o.children, o.err = callExpand(ctx, w.expand, in)
+		children, o.err = callExpand(ctx, w.expand, in)
 	} else {
 		o.out, o.err = call(ctx, w.fn, in)
 	}
 	returned = true
 	disarm()
 	if timeoutErr != nil && context.Cause(ctx) == timeoutErr {
-		o.out, o.children, o.err = nil, nil, timeoutErr // too late: the result is discarded
+		o.out, children, o.err = nil, nil, timeoutErr // too late: the result is discarded
 	}
-	if o.err == nil && w.expand != nil && s.ck != nil && s.resume != nil {
+	if o.err == nil && w.expand != nil {
+		// The tasks an Expand returned are validated here, outside the
+		// lock; expanded adds them, or fails the Expand with the error.
+		o.graph, o.graphErr = buildScope(children, name+"/", true)
+	}
+	if o.graph != nil && s.ck != nil && s.resume != nil {
 		// The tasks this Expand returned that the checkpoint holds but this
 		// run will not restore are marked before any of them runs.
-		if g, err := buildScope(o.children, name+"/", true); err == nil {
-			stale, restored, all := staleRecords(g, s.resume, w.reusable)
-			if !all {
-				// Some of its tasks run again: what comes after the
-				// Expand will not be restored either.
-				stale = append(stale, downstream(w.sc, w.local, s.resume)...)
-			}
-			if err := s.ck.prepare(stale, restored, s.resume); err != nil {
-				o.children, o.err, o.permanent, o.store = nil, err, true, true
-			}
+		stale, restored, all := staleRecords(o.graph, s.resume, w.reusable)
+		if !all {
+			// Some of its tasks run again: what comes after the Expand
+			// will not be restored either.
+			stale = append(stale, downstream(w.sc, w.local, s.resume)...)
+		}
+		if err := s.ck.prepare(stale, restored, s.resume); err != nil {
+			o.graph, o.err, o.permanent, o.store = nil, err, true, true
 		}
 	}
 	if o.err != nil && !o.store {
@@ -610,7 +615,7 @@ func (s *scheduler) record(w *worker, o outcome, kvs []kv, alive bool, now time.
 			s.attemptFailed(w.id, w.att, o.err, o.permanent)
 		}
 	case n.kind == kindExpand:
-		s.expanded(w.id, w.att, o.children)
+		s.expanded(w.id, w.att, o.graph, o.graphErr)
 	case o.save:
 		s.deferSave(w.id, w.att, kvs, o.copied)
 	default:

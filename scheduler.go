@@ -327,11 +327,15 @@ func (s *scheduler) tick() { s.clock = max(s.clock, time.Since(s.t0)) }
 func (s *scheduler) stamp() int64 { return int64(s.clock) + 1 }
 
 // timeOf turns a node time back into a time.Time.
-func (s *scheduler) timeOf(stamp int64) time.Time {
+func (s *scheduler) timeOf(stamp int64) time.Time { return nodeTime(s.t0, stamp) }
+
+// nodeTime turns a node time of a job that started at t0 back into a
+// time.Time: the zero Time for 0 (unset).
+func nodeTime(t0 time.Time, stamp int64) time.Time {
 	if stamp == 0 {
 		return time.Time{}
 	}
-	return s.t0.Add(time.Duration(stamp - 1))
+	return t0.Add(time.Duration(stamp - 1))
 }
 
 // emit sends e to the event queue, if events are on. s.mu is held.

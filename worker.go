@@ -307,11 +307,7 @@ type jobIdent struct {
 
 // taskInfo returns the attempt's TaskInfo.
 func (c *attemptCtx) taskInfo() TaskInfo {
-	info := TaskInfo{Job: c.job.name, Task: c.task, Attempt: int(c.att)}
-	if c.started != 0 {
-		info.Started = c.job.t0.Add(time.Duration(c.started - 1))
-	}
-	return info
+	return TaskInfo{Job: c.job.name, Task: c.task, Attempt: int(c.att), Started: nodeTime(c.job.t0, c.started)}
 }
 
 // attemptCtxChunk is how many attempt contexts a worker allocates together,

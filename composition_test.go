@@ -198,11 +198,7 @@ func TestWhen(t *testing.T) {
 	if sawX.Load() != 5 {
 		t.Errorf("When saw x=%d; want 5", sawX.Load())
 	}
-	for name, want := range map[string]dag.State{"no": dag.Skipped, "after-no": dag.Skipped, "yes": dag.Completed, "unwanted": dag.UpstreamFailed} {
-		if got := res.Tasks[name].State; got != want {
-			t.Errorf("%s ended %v; want %v", name, got, want)
-		}
-	}
+	checkStates(t, "", res, map[string]dag.State{"no": dag.Skipped, "after-no": dag.Skipped, "yes": dag.Completed, "unwanted": dag.UpstreamFailed})
 	if ran.Load() != 1 {
 		t.Errorf("%d Funcs ran; want 1", ran.Load())
 	}
@@ -450,12 +446,7 @@ func TestSubDAGFailure(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Wait() = %v; the group has ContinueOnFailure", err)
 		}
-		want := map[string]dag.State{"g": dag.Failed, "g/slow": dag.Canceled, "g/bad": dag.Failed, "g/later": dag.Canceled, "after": dag.Completed}
-		for name, s := range want {
-			if got := res.Tasks[name].State; got != s {
-				t.Errorf("%s = %v; want %v", name, got, s)
-			}
-		}
+		checkStates(t, "", res, map[string]dag.State{"g": dag.Failed, "g/slow": dag.Canceled, "g/bad": dag.Failed, "g/later": dag.Canceled, "after": dag.Completed})
 		var te *dag.TaskError
 		if !errors.As(res.Tasks["g"].Err, &te) || te.Task != "g/bad" {
 			t.Errorf("g's error = %v; want the *TaskError of g/bad", res.Tasks["g"].Err)
@@ -519,11 +510,7 @@ func TestSubDAGNotRun(t *testing.T) {
 		"g": dag.UpstreamFailed, "g/a": dag.UpstreamFailed, "g/h": dag.UpstreamFailed, "g/h/b": dag.UpstreamFailed,
 		"s": dag.Skipped, "s/c": dag.Skipped, "all-skipped": dag.Skipped, "all-skipped/d": dag.Skipped,
 	}
-	for name, s := range want {
-		if got := res.Tasks[name].State; got != s {
-			t.Errorf("%s = %v; want %v", name, got, s)
-		}
-	}
+	checkStates(t, "", res, want)
 }
 
 func TestSubDAGTimeout(t *testing.T) {

@@ -171,6 +171,17 @@ func raiseMax(max *atomic.Int32, n int32) {
 	}
 }
 
+// checkStates reports each task of want whose state in res is not the one
+// want gives it; prefix, if not empty, starts each message.
+func checkStates(t *testing.T, prefix string, res dag.Result, want map[string]dag.State) {
+	t.Helper()
+	for name, st := range want {
+		if got := res.Tasks[name].State; got != st {
+			t.Errorf("%s%s ended %v; want %v", prefix, name, got, st)
+		}
+	}
+}
+
 // statesOf returns the state of each task of res, by name.
 func statesOf(res dag.Result) map[string]dag.State {
 	states := make(map[string]dag.State, len(res.Tasks))

@@ -1761,11 +1761,7 @@ func TestCompositionPathDependentOfUnrunGroup(t *testing.T) {
 		if kg != (err != nil) {
 			t.Errorf("KeepGoing %t: Wait() = %v", kg, err)
 		}
-		for name, st := range want {
-			if got := res.Tasks[name].State; got != st {
-				t.Errorf("KeepGoing %t: %s ended %v; want %v", kg, name, got, st)
-			}
-		}
+		checkStates(t, fmt.Sprintf("KeepGoing %t: ", kg), res, want)
 	}
 }
 
@@ -1792,11 +1788,7 @@ func TestCompositionGroupWhenPanics(t *testing.T) {
 			t.Errorf("KeepGoing %t: g = %v, %v; want Failed with a *PanicError", kg, g.State, g.Err)
 		}
 		want := map[string]dag.State{"g/c": dag.UpstreamFailed, "g/h": dag.UpstreamFailed, "g/h/d": dag.UpstreamFailed, "after": dag.Completed, "by-path": dag.Completed}
-		for name, st := range want {
-			if got := res.Tasks[name].State; got != st {
-				t.Errorf("KeepGoing %t: %s ended %v; want %v", kg, name, got, st)
-			}
-		}
+		checkStates(t, fmt.Sprintf("KeepGoing %t: ", kg), res, want)
 	}
 }
 
@@ -1825,11 +1817,7 @@ func TestCompositionEmptySub(t *testing.T) {
 		t.Fatalf("Wait() = %v", err)
 	}
 	want := map[string]dag.State{"g": dag.Completed, "after": dag.Completed, "skipped": dag.Skipped, "e": dag.Completed, "e/g": dag.Completed}
-	for name, st := range want {
-		if got := res.Tasks[name].State; got != st {
-			t.Errorf("%s ended %v; want %v", name, got, st)
-		}
-	}
+	checkStates(t, "", res, want)
 }
 
 // TestCompositionGroupTimeoutAfterItEnded: a group whose Timeout passes at

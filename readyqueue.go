@@ -92,9 +92,3 @@ func (s *scheduler) popKey() int32 {
 	s.ready = h
 	return int32(uint32(top))
 }
-
-// anyReady reports whether the queue may hold a ready task (it may hold
-// only tasks that have left Ready since they were queued). s.mu is held.
-func (s *scheduler) anyReady() bool {
-	return s.runAt < len(s.run) || len(s.ready) > 0
-}

@@ -8,42 +8,51 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
-// entry is one write of a key: the writer (sc nil for the initial
-// context) and the value.
-type entry struct {
+// record is one write of a key: the writer (sc nil for the initial context)
+// and the value. A record never changes once a reader can see it.
+type record struct {
+	key  string
+	val  any
 	sc   *scope
 	task int32
-	val  any
+	// chain is every write of the key up to this one, oldest first, when
+	// there is more than one; nil for a key written once, the common case.
+	// Records of one key share its array: a write appends past the end of
+	// every chain published before it.
+	chain []*record
 }
 
-// chain is the list of writes of one key, in the order they were made. It
-// is a value, so that a key written once, the common case, costs no
-// allocation of its own.
-type chain struct {
-	first entry
-	more  []entry
+// slot is one place of a table: the hash of its key (0 while empty) and the
+// key's last write. A writer sets rec before hash, so a reader that sees a
+// slot's hash sees its record.
+type slot struct {
+	hash atomic.Uint64
+	rec  atomic.Pointer[record]
 }
 
-func (c *chain) len() int { return 1 + len(c.more) }
+// table is an open-addressing hash table with linear probing. Its slots
+// array never moves: the store replaces the whole table to grow it.
+type table struct {
+	slots []slot // a power of two of them
+	mask  uint64
+}
 
-func (c *chain) at(i int) *entry {
-	if i == 0 {
-		return &c.first
+// find returns the last write of key, whose hash is h, or nil.
+func (tab *table) find(h uint64, key string) *record {
+	for i := h & tab.mask; ; i = (i + 1) & tab.mask {
+		sl := &tab.slots[i]
+		switch sl.hash.Load() {
+		case 0:
+			return nil
+		case h:
+			if r := sl.rec.Load(); r.key == key {
+				return r
+			}
+		}
 	}
-	return &c.more[i-1]
-}
-
-// storeShards is the number of independently locked parts of a store:
-// enough that workers reading and writing different keys rarely meet.
-const storeShards = 32
-
-// shard is one part of a store, padded to its own cache lines.
-type shard struct {
-	mu   sync.RWMutex
-	keys map[string]chain // guarded by mu
-	_    [64 - 24 - 8]byte
 }
 
 // store is the job context. Every key has the list of its writes in the
@@ -53,18 +62,30 @@ type shard struct {
 // therefore a prefix of each list, and the value a task sees is the last
 // write of that prefix: the descendant's.
 //
-// That makes a read a map lookup and, in the common case of a key written
-// once, one check that the writer is an ancestor (a binary search of the
-// reader's direct dependencies, or the graph's labels), without ever
-// copying the context per task. Keys are spread over shards, each with its
-// own lock, so that readers on different cores do not contend. Writes come
-// from the scheduler, under the job's lock, so they never race each other;
-// the shard locks keep them apart from readers.
+// That makes a read a lookup in a hash table and, in the common case of a
+// key written once, one check that the writer is an ancestor (a binary
+// search of the reader's direct dependencies, or the graph's labels),
+// without ever copying the context per task.
+//
+// Reads take no lock and write nothing shared, so readers on different
+// cores never contend: they load the table and its slots atomically, and a
+// record never changes once published. Writes come from one writer at a
+// time (the scheduler, under the job's lock; a Ledger, under its own), which
+// publishes a new record with one atomic store, and a larger table, when it
+// grows, with another. A reader that loaded the table before it grew still
+// finds every write it may see there: the writes of the tasks it depends on
+// were made before it started.
 type store struct {
-	seed   maphash.Seed
-	shards [storeShards]shard
-	// sizeHint sizes a shard's map when its first key is written.
+	seed maphash.Seed
+	tab  atomic.Pointer[table] // nil until the first write
+	// sizeHint is how many keys the first table is made for.
 	sizeHint int
+
+	// What only the writer uses.
+	used  int      // keys in the table
+	recs  []record // records not used yet, from a chunk of chunk of them
+	chunk int
+	hs    []uint64 // the hashes of the output being put
 
 	viewMu sync.Mutex
 	views  map[reader]*snapshot // guarded by viewMu: built for Len and All
@@ -77,57 +98,135 @@ type reader struct {
 }
 
 func newStore(tasks int, initial map[string]any) *store {
-	s := &store{seed: maphash.MakeSeed(), sizeHint: tasks / storeShards}
+	s := &store{seed: maphash.MakeSeed(), sizeHint: tasks + len(initial)}
 	for k, v := range initial {
-		sh := s.shard(k)
-		if sh.keys == nil {
-			sh.keys = make(map[string]chain)
-		}
-		sh.keys[k] = chain{first: entry{task: -1, val: v}}
+		s.write(s.hash(k), k, v, nil, -1)
 	}
 	return s
 }
 
-func (s *store) shard(key string) *shard {
-	return &s.shards[maphash.String(s.seed, key)%storeShards]
+// hash returns the hash of key in s's tables: never 0, which marks an
+// empty slot.
+func (s *store) hash(key string) uint64 {
+	return maphash.String(s.seed, key) | 1
 }
 
 // get returns the value of key that task t of scope sc sees.
 func (s *store) get(sc *scope, t int32, key string) (any, bool) {
-	sh := s.shard(key)
-	sh.mu.RLock()
-	c, ok := sh.keys[key]
-	var e *entry
-	if ok {
-		e = visible(sc, t, &c)
-	}
-	sh.mu.RUnlock()
-	if e == nil {
+	tab := s.tab.Load()
+	if tab == nil {
 		return nil, false
 	}
-	return e.val, true
+	r := tab.find(s.hash(key), key)
+	if r == nil {
+		return nil, false
+	}
+	if r = visible(sc, t, r); r == nil {
+		return nil, false
+	}
+	return r.val, true
 }
 
-// visible returns the last write in c that task t of scope sc depends on,
-// or nil. The writes t depends on are a prefix of c: the search asks about
-// O(log len(c)) writers, one for a key written once.
-func visible(sc *scope, t int32, c *chain) *entry {
-	if len(c.more) == 0 {
+// visible returns the last write of r's key, up to r, that task t of scope
+// sc depends on, or nil. The writes t depends on are a prefix of the chain:
+// the search asks about O(log len(chain)) writers, one for a key written
+// once.
+func visible(sc *scope, t int32, r *record) *record {
+	if r.chain == nil {
 		// A key written once, the common case: one question, no search.
-		if e := &c.first; e.sc == nil || reach(sc, t, e.sc, e.task) {
-			return e
+		if r.sc == nil || reach(sc, t, r.sc, r.task) {
+			return r
 		}
 		return nil
 	}
-	n := c.len()
-	i := sort.Search(n, func(i int) bool {
-		e := c.at(i)
-		return e.sc != nil && !reach(sc, t, e.sc, e.task)
+	c := r.chain
+	i := sort.Search(len(c), func(i int) bool {
+		return c[i].sc != nil && !reach(sc, t, c[i].sc, c[i].task)
 	}) - 1
 	if i < 0 {
 		return nil
 	}
-	return c.at(i)
+	return c[i]
+}
+
+// recordChunk is how many records the store allocates together, at most:
+// its first chunks are smaller, so that a small job allocates little.
+const recordChunk = 128
+
+// newRecord returns a record to fill in before it is published. Only the
+// writer calls it.
+func (s *store) newRecord() *record {
+	if len(s.recs) == 0 {
+		s.chunk = min(max(2*s.chunk, 4), recordChunk)
+		s.recs = make([]record, s.chunk)
+	}
+	r := &s.recs[0]
+	s.recs = s.recs[1:]
+	return r
+}
+
+// write publishes a write of key, whose hash is h. Only the writer calls
+// it.
+func (s *store) write(h uint64, key string, val any, sc *scope, t int32) {
+	tab := s.tab.Load()
+	if tab == nil || 4*(s.used+1) > 3*len(tab.slots) {
+		tab = s.grow(tab)
+	}
+	for i := h & tab.mask; ; i = (i + 1) & tab.mask {
+		sl := &tab.slots[i]
+		switch sl.hash.Load() {
+		case 0:
+			r := s.newRecord()
+			*r = record{key: key, val: val, sc: sc, task: t}
+			sl.rec.Store(r)
+			sl.hash.Store(h)
+			s.used++
+			return
+		case h:
+			prev := sl.rec.Load()
+			if prev.key != key {
+				continue
+			}
+			r := s.newRecord()
+			*r = record{key: key, val: val, sc: sc, task: t, chain: prev.chain}
+			if r.chain == nil {
+				r.chain = []*record{prev}
+			}
+			r.chain = append(r.chain, r)
+			sl.rec.Store(r)
+			return
+		}
+	}
+}
+
+// grow publishes a table twice the size of tab (or the first one), holding
+// the same records. Only the writer calls it.
+func (s *store) grow(tab *table) *table {
+	n := 8
+	for 3*n < 4*max(s.used+1, s.sizeHint) {
+		n *= 2
+	}
+	if tab != nil {
+		n = max(n, 2*len(tab.slots))
+	}
+	bigger := &table{slots: make([]slot, n), mask: uint64(n - 1)}
+	if tab != nil {
+		for i := range tab.slots {
+			old := &tab.slots[i]
+			h := old.hash.Load()
+			if h == 0 {
+				continue
+			}
+			j := h & bigger.mask
+			for bigger.slots[j].hash.Load() != 0 {
+				j = (j + 1) & bigger.mask
+			}
+			bigger.slots[j].rec.Store(old.rec.Load())
+			bigger.slots[j].hash.Store(h)
+		}
+	}
+	s.tab.Store(bigger)
+	return bigger
 }
 
 // kv is one key of a task's output, copied.
@@ -146,59 +245,33 @@ func appendKVs(dst []kv, m map[string]any) []kv {
 }
 
 // put records the output of task t of scope sc, all of it or, on a
-// conflict, none. The caller holds the job's lock, so puts never run
-// concurrently: a put that meets a conflict can take back the writes it
-// made, since nothing was written after them and no reader sees them (a
-// task that depends on t has not started; any other task ignores t's
-// writes).
+// conflict, none: it checks every key before it writes any. The caller is
+// the store's one writer (it holds the job's lock).
 //
 // On a conflict, the job stops, and what it reports must not depend on
 // which of the two writers finished first: the error blames the writer
 // declared later, and the key keeps the value of the writer declared first.
 func (s *store) put(sc *scope, t int32, out []kv) error {
-	for i, o := range out {
-		sh := s.shard(o.key)
-		e := entry{sc: sc, task: t, val: o.val}
-		sh.mu.Lock()
-		c, ok := sh.keys[o.key]
-		switch {
-		case !ok:
-			if sh.keys == nil {
-				// Size the shard for one key per task: jobs that pass
-				// values mostly write about that many, and the map then
-				// never grows while the job runs.
-				sh.keys = make(map[string]chain, s.sizeHint)
-			}
-			sh.keys[o.key] = chain{first: e}
-		case c.at(c.len()-1).sc != nil && !reach(sc, t, c.at(c.len()-1).sc, c.at(c.len()-1).task):
+	hs := s.hs[:0]
+	tab := s.tab.Load()
+	for _, o := range out {
+		h := s.hash(o.key)
+		hs = append(hs, h)
+		if tab == nil {
+			continue
+		}
+		if last := tab.find(h, o.key); last != nil && last.sc != nil && !reach(sc, t, last.sc, last.task) {
 			// The last writer finished before t, and t does not depend
 			// on it: the two were unordered.
-			sh.mu.Unlock()
-			s.undo(out[:i])
+			s.hs = hs
 			return s.conflict(sc, t, out)
-		default:
-			c.more = append(c.more, e)
-			sh.keys[o.key] = c
 		}
-		sh.mu.Unlock()
 	}
+	for i, o := range out {
+		s.write(hs[i], o.key, o.val, sc, t)
+	}
+	s.hs = hs
 	return nil
-}
-
-// undo takes back the writes of out, the last of their keys.
-func (s *store) undo(out []kv) {
-	for _, o := range out {
-		sh := s.shard(o.key)
-		sh.mu.Lock()
-		if c := sh.keys[o.key]; len(c.more) == 0 {
-			delete(sh.keys, o.key)
-		} else {
-			c.more[len(c.more)-1] = entry{}
-			c.more = c.more[:len(c.more)-1]
-			sh.keys[o.key] = c
-		}
-		sh.mu.Unlock()
-	}
 }
 
 // A conflictError is the error of two unordered writers of one key.
@@ -218,20 +291,15 @@ func (e *conflictError) Unwrap() error { return ErrConflict }
 // first conflicting key in sorted order so the message is stable, and
 // returns the writer it blames: the one declared later. If that is the
 // writer already in the store, the key's value becomes t's, so that the
-// key keeps the value of the writer declared first.
+// key keeps the value of the writer declared first. Only the writer calls
+// it.
 func (s *store) conflict(sc *scope, t int32, out []kv) error {
 	slices.SortFunc(out, func(a, b kv) int { return cmp.Compare(a.key, b.key) })
+	tab := s.tab.Load()
 	for _, o := range out {
-		sh := s.shard(o.key)
-		sh.mu.Lock()
-		c, ok := sh.keys[o.key]
-		if !ok {
-			sh.mu.Unlock()
-			continue
-		}
-		last := c.at(c.len() - 1)
-		if last.sc == nil || reach(sc, t, last.sc, last.task) {
-			sh.mu.Unlock()
+		h := s.hash(o.key)
+		last := tab.find(h, o.key)
+		if last == nil || last.sc == nil || reach(sc, t, last.sc, last.task) {
 			continue
 		}
 		err := &conflictError{key: o.key}
@@ -239,15 +307,31 @@ func (s *store) conflict(sc *scope, t int32, out []kv) error {
 		if declaredBefore(sc, t, last.sc, last.task) {
 			blame = reader{last.sc, last.task}
 			err.first, err.second = sc.g.names[t], last.sc.g.names[last.task]
-			last.val = o.val
-			sh.keys[o.key] = c
+			s.replace(tab, h, last, o.val)
 		} else {
 			err.first, err.second = last.sc.g.names[last.task], sc.g.names[t]
 		}
-		sh.mu.Unlock()
 		return &blamedError{err: err, blame: blame}
 	}
 	panic("dag: conflict not found") // unreachable: put found one
+}
+
+// replace publishes, in place of last, the last write of its key, a record
+// like it that holds val. The chain gets an array of its own: readers may
+// be reading the one last shares. Only the writer calls it.
+func (s *store) replace(tab *table, h uint64, last *record, val any) {
+	r := s.newRecord()
+	*r = *last
+	r.val = val
+	if n := len(last.chain); n > 0 {
+		r.chain = append(last.chain[:n-1:n-1], r)
+	}
+	for i := h & tab.mask; ; i = (i + 1) & tab.mask {
+		if sl := &tab.slots[i]; sl.rec.Load() == last {
+			sl.rec.Store(r)
+			return
+		}
+	}
 }
 
 // blamedError carries a conflict to the scheduler with the task to blame.
@@ -271,15 +355,16 @@ func (s *store) view(sc *scope, t int32) *snapshot {
 		return snap
 	}
 	snap = &snapshot{m: make(map[string]any)}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for k, c := range sh.keys {
-			if e := visible(sc, t, &c); e != nil {
-				snap.m[k] = e.val
+	if tab := s.tab.Load(); tab != nil {
+		for i := range tab.slots {
+			sl := &tab.slots[i]
+			if sl.hash.Load() == 0 {
+				continue
+			}
+			if e := visible(sc, t, sl.rec.Load()); e != nil {
+				snap.m[e.key] = e.val
 			}
 		}
-		sh.mu.RUnlock()
 	}
 	snap.keys = slices.Sorted(maps.Keys(snap.m))
 	s.viewMu.Lock()
@@ -297,35 +382,40 @@ func (s *store) view(sc *scope, t int32) *snapshot {
 // writerOf returns the name of a task that wrote key, the last one; "" if
 // none did.
 func (s *store) writerOf(key string) string {
-	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	c, ok := sh.keys[key]
-	if !ok {
+	tab := s.tab.Load()
+	if tab == nil {
 		return ""
 	}
-	for i := c.len() - 1; i >= 0; i-- {
-		if e := c.at(i); e.sc != nil {
+	r := tab.find(s.hash(key), key)
+	if r == nil {
+		return ""
+	}
+	if r.chain == nil {
+		if r.sc == nil {
+			return ""
+		}
+		return r.sc.g.names[r.task]
+	}
+	for i := len(r.chain) - 1; i >= 0; i-- {
+		if e := r.chain[i]; e.sc != nil {
 			return e.sc.g.names[e.task]
 		}
 	}
 	return ""
 }
 
-// final returns the job's context: for every key, its last write.
+// final returns the job's context: for every key, its last write. Only the
+// writer calls it, or a caller that the writer's last write happened before.
 func (s *store) final() map[string]any {
-	n := 0
-	for i := range s.shards {
-		n += len(s.shards[i].keys)
-	}
-	m := make(map[string]any, n)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for k, c := range sh.keys {
-			m[k] = c.at(c.len() - 1).val
+	m := make(map[string]any, s.used)
+	if tab := s.tab.Load(); tab != nil {
+		for i := range tab.slots {
+			sl := &tab.slots[i]
+			if sl.hash.Load() != 0 {
+				r := sl.rec.Load()
+				m[r.key] = r.val
+			}
 		}
-		sh.mu.RUnlock()
 	}
 	return m
 }

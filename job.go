@@ -58,6 +58,10 @@ func (r Result) named(a, b State) []string {
 type TaskResult struct {
 	// State is the task's final state (or its state now, in a Snapshot).
 	State State
+	// Restored reports a task that did not run because it Completed in the
+	// run given as Options.Resume (or in a checkpoint); its Output,
+	// Attempts, Started and Finished are that run's.
+	Restored bool
 	// Attempts is how many attempts started.
 	Attempts int
 	// Err is the last attempt's error, if it failed; the ErrSkip error of a
@@ -78,10 +82,6 @@ type TaskResult struct {
 	// copied it; nil for other states and for groups. (The tasks of a Map
 	// hold their item's result here, and Map's task holds the list.)
 	Output map[string]any
-	// Restored reports a task that did not run because it Completed in the
-	// run given as Options.Resume (or in a checkpoint); its Output,
-	// Attempts, Started and Finished are that run's.
-	Restored bool
 }
 
 // Run validates tasks, starts running them and returns the job. If the

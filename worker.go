@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -33,6 +34,8 @@ type worker struct {
 	handed bool
 	// woken is set from when w is woken until its goroutine takes s.mu.
 	woken bool
+	// kept marks w while queueHanded compacts s.handed.
+	kept bool
 	// wake receives one token when w is woken: to take up the attempt
 	// handed to it, or to end (exit). It never holds more than one.
 	wake chan struct{}
@@ -98,10 +101,37 @@ func (s *scheduler) spawn() {
 		w.idx = len(s.running)
 		s.running = append(s.running, w)
 		s.start(w, id)
+		s.queueHanded(w)
 		w.handed = true
-		s.handed = append(s.handed, w)
 	}
 	s.wakeNext()
+}
+
+// queueHanded appends w, about to be handed an attempt, to s.handed. When
+// the list is full, it first drops the entries of workers that are no
+// longer handed (they took up their attempts, or were taken over) and
+// repeated entries, so that the list stays as long as the workers handed
+// at once, however many tasks the job runs. s.mu is held.
+func (s *scheduler) queueHanded(w *worker) {
+	if n := len(s.handed); n > 0 && n == cap(s.handed) {
+		kept := s.handed[:0]
+		for _, h := range s.handed[s.handedAt:] {
+			if h.handed && !h.kept {
+				h.kept = true
+				kept = append(kept, h)
+			}
+		}
+		for _, h := range kept {
+			h.kept = false
+		}
+		clear(s.handed[len(kept):n])
+		s.handed, s.handedAt = kept, 0
+		if len(kept) > n/2 {
+			// Mostly still handed: grow, so that compacting stays rare.
+			s.handed = slices.Grow(s.handed, n)
+		}
+	}
+	s.handed = append(s.handed, w)
 }
 
 // wakeNext wakes the oldest handed worker, unless a worker woken so is on

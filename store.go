@@ -78,7 +78,8 @@ func (tab *table) find(h uint64, key string) *record {
 type store struct {
 	seed maphash.Seed
 	tab  atomic.Pointer[table] // nil until the first write
-	// sizeHint is how many keys the first table is made for.
+	// sizeHint is how many keys the job may write: its tasks, plus the
+	// initial context (see grow).
 	sizeHint int
 
 	// What only the writer uses.
@@ -108,7 +109,10 @@ func newStore(tasks int, initial map[string]any) *store {
 // hash returns the hash of key in s's tables: never 0, which marks an
 // empty slot.
 func (s *store) hash(key string) uint64 {
-	return maphash.String(s.seed, key) | 1
+	if h := maphash.String(s.seed, key); h != 0 {
+		return h
+	}
+	return 1
 }
 
 // get returns the value of key that task t of scope sc sees.
@@ -169,45 +173,62 @@ func (s *store) newRecord() *record {
 // it.
 func (s *store) write(h uint64, key string, val any, sc *scope, t int32) {
 	tab := s.tab.Load()
-	if tab == nil || 4*(s.used+1) > 3*len(tab.slots) {
-		tab = s.grow(tab)
-	}
-	for i := h & tab.mask; ; i = (i + 1) & tab.mask {
-		sl := &tab.slots[i]
-		switch sl.hash.Load() {
-		case 0:
-			r := s.newRecord()
-			*r = record{key: key, val: val, sc: sc, task: t}
-			sl.rec.Store(r)
-			sl.hash.Store(h)
-			s.used++
-			return
-		case h:
-			prev := sl.rec.Load()
-			if prev.key != key {
+	free := uint64(0) // where key goes in tab if it is new
+	if tab != nil {
+		for i := h & tab.mask; ; i = (i + 1) & tab.mask {
+			sl := &tab.slots[i]
+			sh := sl.hash.Load()
+			if sh == 0 {
+				free = i
+				break
+			}
+			if sh != h {
 				continue
 			}
-			r := s.newRecord()
-			*r = record{key: key, val: val, sc: sc, task: t, chain: prev.chain}
-			if r.chain == nil {
-				r.chain = []*record{prev}
+			if prev := sl.rec.Load(); prev.key == key {
+				// A later write of the key: the chain grows.
+				r := s.newRecord()
+				*r = record{key: key, val: val, sc: sc, task: t, chain: prev.chain}
+				if r.chain == nil {
+					r.chain = []*record{prev}
+				}
+				r.chain = append(r.chain, r)
+				sl.rec.Store(r)
+				return
 			}
-			r.chain = append(r.chain, r)
-			sl.rec.Store(r)
-			return
 		}
 	}
+	if tab == nil || 4*(s.used+1) > 3*len(tab.slots) {
+		tab = s.grow(tab)
+		free = h & tab.mask
+		for tab.slots[free].hash.Load() != 0 {
+			free = (free + 1) & tab.mask
+		}
+	}
+	r := s.newRecord()
+	*r = record{key: key, val: val, sc: sc, task: t}
+	// The record first: a reader that sees the hash loads the record.
+	sl := &tab.slots[free]
+	sl.rec.Store(r)
+	sl.hash.Store(h)
+	s.used++
 }
+
+// firstTableKeys is how many keys the first table is made for, at most
+// (fewer if the job has fewer tasks and initial keys): a job of many tasks
+// that write few keys does not pay for a table sized for all of them, and
+// one whose tasks all write grows it a few times, by doubling.
+const firstTableKeys = 4096
 
 // grow publishes a table twice the size of tab (or the first one), holding
 // the same records. Only the writer calls it.
 func (s *store) grow(tab *table) *table {
 	n := 8
-	for 3*n < 4*max(s.used+1, s.sizeHint) {
-		n *= 2
-	}
 	if tab != nil {
-		n = max(n, 2*len(tab.slots))
+		n = 2 * len(tab.slots)
+	}
+	for 3*n < 4*min(s.sizeHint, max(s.used+1, firstTableKeys)) {
+		n *= 2
 	}
 	bigger := &table{slots: make([]slot, n), mask: uint64(n - 1)}
 	if tab != nil {

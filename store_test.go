@@ -2,6 +2,7 @@ package dag
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -106,5 +107,122 @@ func TestStoreChain(t *testing.T) {
 	}
 	if got := s.final()["k"]; got != 33 {
 		t.Errorf("final value %v, want 33", got)
+	}
+}
+
+// TestStoreReadsWhatIsBeingWritten has readers look up, again and again,
+// the key being written at that moment and keys not written yet: a reader
+// may not see a key before its write, but must never see a slot half
+// published.
+func TestStoreReadsWhatIsBeingWritten(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	sc := chainScope(t, n+1)
+	s := newStore(0, nil)
+	var writing atomic.Int32 // the key being written
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				k := writing.Load()
+				for d := range int32(3) {
+					if v, ok := s.get(sc, n, fmt.Sprint("k", k+d)); ok && v != int(k+d) {
+						t.Errorf("key k%d holds %v", k+d, v)
+						return
+					}
+				}
+				if k == n-1 {
+					return
+				}
+			}
+		})
+	}
+	for i := range int32(n) {
+		writing.Store(i)
+		if err := s.put(sc, i, []kv{{fmt.Sprint("k", i), int(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// TestStoreConflictOnAChain has a task that conflicts with the last of two
+// ordered writers of a key, while readers read the key: the key keeps the
+// value of the writer declared first, its descendants see that value, and
+// the key's later writes go on from it. (Run with -race: the value replaced
+// is one readers may be reading.)
+func TestStoreConflictOnAChain(t *testing.T) {
+	t.Parallel()
+	noop := func(context.Context, Values) (map[string]any, error) { return nil, nil }
+	l, err := NewLedger([]Task{
+		{Name: "a", Func: noop},
+		{Name: "x", Func: noop},
+		{Name: "b", DependsOn: []string{"a"}, Func: noop},
+		{Name: "d", DependsOn: []string{"b", "x"}, Func: noop},
+		{Name: "e", DependsOn: []string{"d"}, Func: noop},
+		{Name: "f", DependsOn: []string{"e"}, Func: noop},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(task string) any {
+		t.Helper()
+		v, err := l.Values(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := v.Get("k")
+		return got
+	}
+	for _, p := range []struct{ task, val string }{{"a", "a"}, {"b", "b"}} {
+		if err := l.Put(p.task, map[string]any{"k": p.val}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop, reading := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	readSome := func() { once.Do(func() { close(reading) }) }
+	wg.Go(func() {
+		defer readSome()
+		v, _ := l.Values("d")
+		for i := 0; ; i++ {
+			if i == 100 {
+				readSome()
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if got, _ := v.Get("k"); got != "b" && got != "x" {
+				t.Errorf("d read k = %v during the conflict, want b or x", got)
+				return
+			}
+		}
+	})
+	<-reading
+	// x is declared before b and does not depend on it: b is blamed, and
+	// k keeps x's value.
+	err = l.Put("x", map[string]any{"k": "x"})
+	close(stop)
+	wg.Wait()
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("Put(x) = %v, want ErrConflict", err)
+	}
+	if got := l.Context()["k"]; got != "x" {
+		t.Errorf("context k = %v, want x", got)
+	}
+	if got := get("d"); got != "x" {
+		t.Errorf("d sees k = %v, want x", got)
+	}
+	if err := l.Put("e", map[string]any{"k": "e"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("f"); got != "e" {
+		t.Errorf("f sees k = %v, want e", got)
+	}
+	if got := get("e"); got != "x" {
+		t.Errorf("e sees k = %v, want x", got)
 	}
 }

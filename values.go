@@ -42,9 +42,10 @@ func ValuesOf(m map[string]any) Values {
 	return Values{snap: &snapshot{keys: slices.Sorted(maps.Keys(m)), m: m}}
 }
 
-// Get returns the value of key and whether the task can see it. It costs a
-// map lookup plus a check that the reader depends on the task that wrote
-// key: a binary search of its direct dependencies, or labels the job makes
+// Get returns the value of key and whether the task can see it. It takes
+// no lock, so tasks on different cores read without waiting for each
+// other or for the writes of the job. It costs a hash-table lookup plus a
+// check that the reader depends on the task that wrote key: a binary search of its direct dependencies, or labels the job makes
 // once, in time linear in its tasks and dependencies, the first time a task
 // reads what an indirect dependency wrote. The size of the job does not
 // matter: reading from a task 100,000 tasks up a chain costs the same as

@@ -83,10 +83,9 @@ type store struct {
 	sizeHint int
 
 	// What only the writer uses.
-	used  int      // keys in the table
-	recs  []record // records not used yet, from a chunk of chunk of them
-	chunk int
-	hs    []uint64 // the hashes of the output being put
+	used int          // keys in the table
+	recs slab[record] // where records come from
+	hs   []uint64     // the hashes of the output being put
 
 	viewMu sync.Mutex
 	views  map[reader]*snapshot // guarded by viewMu: built for Len and All
@@ -153,21 +152,12 @@ func visible(sc *scope, t int32, r *record) *record {
 	return c[i]
 }
 
-// recordChunk is how many records the store allocates together, at most:
-// its first chunks are smaller, so that a small job allocates little.
+// recordChunk is how many records the store allocates together, at most.
 const recordChunk = 128
 
 // newRecord returns a record to fill in before it is published. Only the
 // writer calls it.
-func (s *store) newRecord() *record {
-	if len(s.recs) == 0 {
-		s.chunk = min(max(2*s.chunk, 4), recordChunk)
-		s.recs = make([]record, s.chunk)
-	}
-	r := &s.recs[0]
-	s.recs = s.recs[1:]
-	return r
-}
+func (s *store) newRecord() *record { return s.recs.next(recordChunk) }
 
 // write publishes a write of key, whose hash is h. Only the writer calls
 // it.

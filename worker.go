@@ -55,10 +55,9 @@ type worker struct {
 	// out is where the worker copies each output, reused across attempts.
 	// Only the worker's goroutine uses it, and the next two.
 	out []kv
-	// actxs are attempt contexts not used yet (newAttemptCtx), from a
-	// chunk of chunk of them.
-	actxs []attemptCtx
-	chunk int
+	// actxs is where the worker's attempt contexts come from
+	// (newAttemptCtx).
+	actxs slab[attemptCtx]
 }
 
 // spawn hands ready tasks to workers while fewer than MaxParallel run,
@@ -340,24 +339,15 @@ func (c *attemptCtx) taskInfo() TaskInfo {
 	return TaskInfo{Job: c.job.name, Task: c.task, Attempt: int(c.att), Started: nodeTime(c.job.t0, c.started)}
 }
 
-// attemptCtxChunk is how many attempt contexts a worker allocates together,
-// at most: its first chunks are smaller, so that a small job allocates
-// little.
+// attemptCtxChunk is how many attempt contexts a worker allocates
+// together, at most.
 const attemptCtxChunk = 64
 
 // newAttemptCtx returns a context for w's next attempt, to fill in.
 // Contexts are allocated by the chunk, one allocation per 64 attempts
 // rather than one per attempt; a context that a Func keeps after returning
 // keeps its chunk (about 4 KB) alive. Only w's goroutine calls it.
-func (w *worker) newAttemptCtx() *attemptCtx {
-	if len(w.actxs) == 0 {
-		w.chunk = min(max(2*w.chunk, 4), attemptCtxChunk)
-		w.actxs = make([]attemptCtx, w.chunk)
-	}
-	c := &w.actxs[0]
-	w.actxs = w.actxs[1:]
-	return c
-}
+func (w *worker) newAttemptCtx() *attemptCtx { return w.actxs.next(attemptCtxChunk) }
 
 func (c *attemptCtx) Value(key any) any {
 	if key == (taskInfoKey{}) {

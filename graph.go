@@ -216,7 +216,7 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 				case depUnknown:
 					p.add(ErrMissingDependency, "task %s depends on %s, which is not declared", quote(g.names[i]), quote(prefixOf(i)+d))
 				default:
-					if g.nodes[j].kind == kindOpen {
+					if g.groups && g.nodes[j].kind == kindOpen {
 						j = g.nodes[j].pair
 					}
 					g.deps[w] = j
@@ -255,27 +255,34 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		}
 	}
 
-	// Kahn's algorithm: a topological order, and the levels on the way.
-	order := make([]int32, 0, n)
-	pending := make([]int32, n)
+	// A topological order, and the levels on the way. Most lists declare
+	// every task after its dependencies: their order is then one already,
+	// checked in one pass over the edges (order stays nil). Otherwise,
+	// Kahn's algorithm.
 	g.level = make([]int32, n)
-	for i := range int32(n) {
-		pending[i] = g.depOff[i+1] - g.depOff[i]
-		if pending[i] == 0 {
-			order = append(order, i)
-		}
-	}
-	for k := 0; k < len(order); k++ {
-		i := order[k]
-		for _, o := range g.outsOf(i) {
-			g.level[o] = max(g.level[o], g.level[i]+1)
-			if pending[o]--; pending[o] == 0 {
-				order = append(order, o)
+	var order []int32
+	if !g.levelsInOrder() {
+		clear(g.level)
+		order = make([]int32, 0, n)
+		pending := make([]int32, n)
+		for i := range int32(n) {
+			pending[i] = g.depOff[i+1] - g.depOff[i]
+			if pending[i] == 0 {
+				order = append(order, i)
 			}
 		}
-	}
-	if len(order) < n {
-		g.reportCycles(pending, &p)
+		for k := 0; k < len(order); k++ {
+			i := order[k]
+			for _, o := range g.outsOf(i) {
+				g.level[o] = max(g.level[o], g.level[i]+1)
+				if pending[o]--; pending[o] == 0 {
+					order = append(order, o)
+				}
+			}
+		}
+		if len(order) < n {
+			g.reportCycles(pending, &p)
+		}
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -283,7 +290,10 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 
 	g.rank = make([]int32, n)
 	for k := n - 1; k >= 0; k-- {
-		i := order[k]
+		i := int32(k)
+		if order != nil {
+			i = order[k]
+		}
 		r := int32(0)
 		for _, o := range g.outsOf(i) {
 			r = max(r, g.rank[o])
@@ -297,6 +307,23 @@ func buildScope(tasks []Task, prefix string, closed bool) (*graph, error) {
 		g.index = index
 	}
 	return g, nil
+}
+
+// levelsInOrder sets each node's level, the length of the longest path of
+// dependencies to it, if every node comes after its dependencies, and
+// reports whether they do. If not, the levels are partly set.
+func (g *graph) levelsInOrder() bool {
+	for i := range int32(len(g.nodes)) {
+		l := int32(0)
+		for _, d := range g.depsOf(i) {
+			if d >= i {
+				return false
+			}
+			l = max(l, g.level[d]+1)
+		}
+		g.level[i] = l
+	}
+	return true
 }
 
 // checkTask adds a problem for each thing wrong with task t, the i-th of

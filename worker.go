@@ -198,6 +198,10 @@ func (s *scheduler) takeOver(w *worker) bool {
 		return false
 	}
 	h.handed = false
+	// h's entry is the oldest: drop it, or a new hand-over to h (the idle
+	// worker parked last) would count as the oldest.
+	s.handed[s.handedAt] = nil
+	s.handedAt++
 	w.id, w.att, w.timedOut = h.id, h.att, false
 	w.fn, w.timeout, w.expand, w.reusable = h.fn, h.timeout, h.expand, h.reusable
 	w.parent, w.sc, w.local = h.parent, h.sc, h.local

@@ -55,6 +55,16 @@ func (tab *table) find(h uint64, key string) *record {
 	}
 }
 
+// empty returns the first empty slot from where a key of hash h would be.
+// Only the writer calls it.
+func (tab *table) empty(h uint64) uint64 {
+	i := h & tab.mask
+	for tab.slots[i].hash.Load() != 0 {
+		i = (i + 1) & tab.mask
+	}
+	return i
+}
+
 // store is the job context. Every key has the list of its writes in the
 // order they were made. Two tasks that do not depend on each other may not
 // both write a key (that is an ErrConflict), so each list is a chain: every
@@ -190,10 +200,7 @@ func (s *store) write(h uint64, key string, val any, sc *scope, t int32) {
 	}
 	if tab == nil || 4*(s.used+1) > 3*len(tab.slots) {
 		tab = s.grow(tab)
-		free = h & tab.mask
-		for tab.slots[free].hash.Load() != 0 {
-			free = (free + 1) & tab.mask
-		}
+		free = tab.empty(h)
 	}
 	r := s.newRecord()
 	*r = record{key: key, val: val, sc: sc, task: t}
@@ -228,10 +235,7 @@ func (s *store) grow(tab *table) *table {
 			if h == 0 {
 				continue
 			}
-			j := h & bigger.mask
-			for bigger.slots[j].hash.Load() != 0 {
-				j = (j + 1) & bigger.mask
-			}
+			j := bigger.empty(h)
 			bigger.slots[j].rec.Store(old.rec.Load())
 			bigger.slots[j].hash.Store(h)
 		}
@@ -271,9 +275,7 @@ func (s *store) put(sc *scope, t int32, out []kv) error {
 		if tab == nil {
 			continue
 		}
-		if last := tab.find(h, o.key); last != nil && last.sc != nil && !reach(sc, t, last.sc, last.task) {
-			// The last writer finished before t, and t does not depend
-			// on it: the two were unordered.
+		if unordered(sc, t, tab.find(h, o.key)) {
 			s.hs = hs
 			return s.conflict(sc, t, out)
 		}
@@ -283,6 +285,13 @@ func (s *store) put(sc *scope, t int32, out []kv) error {
 	}
 	s.hs = hs
 	return nil
+}
+
+// unordered reports whether last, the last write of a key (nil if none),
+// conflicts with a write of it by task t of scope sc: its writer finished
+// before t, and t does not depend on it.
+func unordered(sc *scope, t int32, last *record) bool {
+	return last != nil && last.sc != nil && !reach(sc, t, last.sc, last.task)
 }
 
 // A conflictError is the error of two unordered writers of one key.
@@ -310,7 +319,7 @@ func (s *store) conflict(sc *scope, t int32, out []kv) error {
 	for _, o := range out {
 		h := s.hash(o.key)
 		last := tab.find(h, o.key)
-		if last == nil || last.sc == nil || reach(sc, t, last.sc, last.task) {
+		if !unordered(sc, t, last) {
 			continue
 		}
 		err := &conflictError{key: o.key}

@@ -626,6 +626,23 @@ func BenchmarkFair(b *testing.B) {
 	}
 }
 
+// BenchmarkValidate measures Validate alone on the shapes of
+// BenchmarkFair, at 10,000 tasks: what every Run pays for names before
+// its first task starts.
+func BenchmarkValidate(b *testing.B) {
+	const n = 10_000
+	for _, s := range fairShapes {
+		b.Run(fmt.Sprintf("shape=%s/n=%d", s.name, n), func(b *testing.B) {
+			tasks := bTasks(s.deps(n), false)
+			bMeasure(b, n, func() {
+				if err := dag.Validate(tasks); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkDeclare measures what an adapter pays to declare 10,000 tasks
 // that it holds as data (bSpec): with a closure per task (body=ctx), or
 // with one Func for every task that finds its task from

@@ -45,9 +45,10 @@ func ValuesOf(m map[string]any) Values {
 // Get returns the value of key and whether the task can see it. It takes
 // no lock, so tasks on different cores read without waiting for each
 // other or for the writes of the job. It costs a hash-table lookup plus a
-// check that the reader depends on the task that wrote key: a binary search of its direct dependencies, or labels the job makes
-// once, in time linear in its tasks and dependencies, the first time a task
-// reads what an indirect dependency wrote. The size of the job does not
+// check that the reader depends on the task that wrote key: a binary
+// search of its direct dependencies, or labels the job makes once, in time
+// linear in its tasks and dependencies, the first time a task reads what
+// an indirect dependency wrote. The size of the job does not
 // matter: reading from a task 100,000 tasks up a chain costs the same as
 // from one 1,000 up (BenchmarkDependsOnDeep). Only when paths of the graph
 // cross so that the labels leave the answer in doubt does the check walk up
